@@ -1,0 +1,1 @@
+"""stepstone_operator: the kopf operator that runs WorkflowRuns in runner pods."""

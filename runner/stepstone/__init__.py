@@ -1,0 +1,1 @@
+"""stepstone: durable Python workflows on Kubernetes."""

@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: help demo test lint typecheck unit system-deps venv tools cluster-up cluster-down bench clean
+.PHONY: help demo test lint typecheck unit system-deps venv tools cluster-up cluster-down cluster-status bench clean
 
 help:
 	@echo "make demo         run an example workflow locally, kill it mid-run, resume it"
@@ -37,6 +37,17 @@ venv: $(STAMP)
 # The control plane's binaries, built from Go modules and cached outside the repo.
 tools:
 	@hack/build-cluster-tools.sh >/dev/null
+
+# etcd, kube-apiserver, controller-manager, scheduler and the test kubelet, in the background.
+# State, logs and the kubeconfig live in .cluster/ (docs/test-substrate.md).
+cluster-up: venv tools
+	@$(PY) hack/cluster.py up
+
+cluster-down:
+	@$(PY) hack/cluster.py down
+
+cluster-status:
+	@$(PY) hack/cluster.py status
 
 lint: venv
 	$(VENV)/bin/ruff check runner operator tests bench examples

@@ -1,0 +1,1 @@
+"""An example user package: the workflows a shop would ship in its image."""

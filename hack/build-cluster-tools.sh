@@ -8,7 +8,14 @@
 # named for the versions and a hash of the go.mod/go.sum files, so a second run costs nothing.
 #
 # Prints the cache's bin directory on its last line of stdout; progress goes to stderr.
+# With --check, builds nothing: prints the bin directory and exits 0 if every binary is there,
+# else names the missing ones on stderr and exits 3 (the test fixtures use it to skip).
 set -euo pipefail
+
+check_only=false
+if [ "${1:-}" = "--check" ]; then
+  check_only=true
+fi
 
 here=$(cd "$(dirname "$0")" && pwd)
 tools="$here/tools"
@@ -20,9 +27,23 @@ modversion() {  # modversion <tools dir> <module path>: the version its go.mod p
 kube_version=$(modversion kube k8s.io/kubernetes)
 key=$(cat "$tools"/*/go.mod "$tools"/*/go.sum | sha256sum | cut -c1-12)
 bin="$cache_root/kube-$kube_version-$key/bin"
-mkdir -p "$bin"
 
 log() { printf '[build-cluster-tools] %s\n' "$*" >&2; }
+
+if $check_only; then
+  missing=""
+  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd helm; do
+    [ -x "$bin/$b" ] || missing+=" $b"
+  done
+  echo "$bin"
+  if [ -n "$missing" ]; then
+    log "missing in $bin:$missing"
+    exit 3
+  fi
+  exit 0
+fi
+
+mkdir -p "$bin"
 
 build() {  # build <module dir> <package> <output name> [ldflags]
   local dir=$1 pkg=$2 out=$3 ldflags=${4:-}

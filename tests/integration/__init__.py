@@ -1,0 +1,1 @@
+"""Integration tests: against a real Kubernetes API (the substrate, or kind)."""

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from stepstone import _crash, _logging, _signals
+from stepstone import _crash, _signals, logs
 from stepstone._engine import execute
 from stepstone._state import ExecuteOptions
 from stepstone.contract import (
@@ -73,7 +73,7 @@ class RunnerConfig:
 
 def main(env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
-    _logging.configure(fmt=env.get(ENV_LOG_FORMAT, "json"), level=env.get(ENV_LOG_LEVEL, "INFO"))
+    logs.configure(fmt=env.get(ENV_LOG_FORMAT, "json"), level=env.get(ENV_LOG_LEVEL, "INFO"))
     try:
         config = RunnerConfig.from_env(env)
     except ConfigError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,22 +90,41 @@ def session_cluster(scratch: Path) -> Iterator[ClusterHandle]:
         stop_cluster(scratch)
 
 
+SESSIONS_KEPT = 3
+
+
+def session_scratch() -> Path:
+    """Where a private test cluster keeps its state: outside /tmp on purpose, because pods
+    commonly mount an emptyDir over /tmp and would hide their own working directory (the
+    kubelet's per-pod folders) if the cluster lived there."""
+    root = Path(
+        os.environ.get("STEPSTONE_TEST_CLUSTERS")
+        or Path.home() / ".cache" / "stepstone" / "test-clusters"
+    )
+    root.mkdir(parents=True, exist_ok=True)
+    return root / f"session-{os.getpid()}-{secrets.token_hex(3)}"
+
+
 def reap_crashed_sessions(scratch: Path) -> None:
-    """Kill pod processes left by earlier test sessions that died without tearing down.
+    """Kill pod processes left by earlier test sessions that died without tearing down, and
+    keep only the newest few session folders (their logs help after a failure).
 
     The control plane and kubelet of a private cluster die with pytest (PR_SET_PDEATHSIG), but
     pod processes outlive their kubelet on purpose, so a pytest killed with SIGKILL leaves them
-    behind. pytest keeps its recent temp dirs side by side (`.../pytest-<n>/cluster0`), so
-    look there for clusters whose kubelet is dead.
+    behind.
     """
-    sessions = scratch.parent.parent
-    for state_dir in sessions.glob("pytest-*/cluster*"):
+    dead = []
+    for state_dir in scratch.parent.glob("session-*"):
         if state_dir == scratch or not (state_dir / "kubelet").is_dir():
             continue
         record = Supervisor(Layout(state_dir).run, Layout(state_dir).logs).record(KUBELET_SERVICE)
         if record is not None and record.alive():
             continue  # another session, still running
         kill_pod_processes(Layout(state_dir).kubelet_root)
+        dead.append(state_dir)
+    dead.sort(key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in dead[SESSIONS_KEPT:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def namespace_name(test_name: str) -> str:

@@ -227,3 +227,31 @@ def swallow_all() -> str:
     except Exception:  # a careless workflow: must not hide a non-determinism error
         return "swallowed"
     return "ran"
+
+
+@stepstone.step
+def hog(megabytes: int) -> str:
+    """Exceeds a memory limit on the run's first attempt only."""
+    effects.record("hog")
+    info = stepstone.current_run()
+    if info is not None and info.attempt == 1:
+        blocks = [bytearray(1024 * 1024) for _ in range(megabytes)]
+        time.sleep(30)  # hold it until the kubelet's OOM killer acts
+        return str(len(blocks))
+    return "fits"
+
+
+@stepstone.workflow
+def memory_hungry(megabytes: int = 400) -> list[str]:
+    return [mark("before"), hog(megabytes), mark("after")]
+
+
+@stepstone.step
+def explode() -> None:
+    raise RuntimeError("the workflow's own bug")
+
+
+@stepstone.workflow
+def buggy() -> None:
+    mark("before")
+    explode()

@@ -21,9 +21,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from stepstone.errors import DatabaseUnavailableError
 from stepstone.store import _control, _events, _migrations, _runs, _steps
 from stepstone.store._hotpath import StepWriter
-from stepstone.store._records import (
+from stepstone.store.records import (
     HeartbeatReply,
     Progress,
+    RunProgress,
     RunRecord,
     RunStatus,
     StepKind,
@@ -34,6 +35,7 @@ from stepstone.store._records import (
 __all__ = [
     "HeartbeatReply",
     "Progress",
+    "RunProgress",
     "RunRecord",
     "RunStatus",
     "StepKind",
@@ -131,6 +133,7 @@ class Store:
         input_json: str,
         parent_run_id: str | None = None,
         parent_step: int | None = None,
+        pinned_json: str | None = None,
     ) -> tuple[bool, RunRecord]:
         def txn(conn: Connection) -> tuple[bool, RunRecord]:
             created = _runs.insert_run_txn(
@@ -142,6 +145,7 @@ class Store:
                 input_json=input_json,
                 parent_run_id=parent_run_id,
                 parent_step=parent_step,
+                pinned_json=pinned_json,
             )
             return created, _runs.require_run_txn(conn, run_id)
 
@@ -256,6 +260,7 @@ class Store:
         workflow: str | None = None,
         entrypoint: str | None = None,
         version: str | None = None,
+        pinned_json: str | None = None,
     ) -> RunRecord:
         return self._tx(
             _control.fork_txn,
@@ -265,7 +270,11 @@ class Store:
             workflow=workflow,
             entrypoint=entrypoint,
             version=version,
+            pinned_json=pinned_json,
         )
+
+    def progress(self, *, changed_since: datetime | None = None) -> list[RunProgress]:
+        return self._tx(_runs.progress_txn, changed_since=changed_since)
 
     # -- steps --------------------------------------------------------------------------
     def load_steps(self, run_id: str) -> list[StepRecord]:

@@ -9,8 +9,8 @@ The transitions (the docs' table is built from these rules):
   does afterwards is recorded); finished -> unchanged. Reaches child runs.
 - resume: cancelled/terminated/failed -> pending, epoch raised; the cleanup steps of a cancel
   and the trailing failed steps of a failure are archived, so replay takes the normal path and
-  the failed step runs again. Active runs are left alone. Succeeded runs cannot be resumed
-  (fork them).
+  the failed step runs again; the pod-loss budget (``recoveries``) starts afresh. Active runs
+  are left alone. Succeeded runs cannot be resumed (fork them).
 - fork: a new pending run that reuses the source's steps numbered below ``from_step``.
 """
 
@@ -22,7 +22,6 @@ from sqlalchemy import Connection, func, select, update
 
 from stepstone._serde import dumps
 from stepstone.errors import InvalidTransitionError, RunConflictError
-from stepstone.store._records import RunRecord, RunStatus, StepRecord, StepStatus
 from stepstone.store._runs import (
     ACTIVE,
     get_run_txn,
@@ -32,6 +31,7 @@ from stepstone.store._runs import (
 )
 from stepstone.store._steps import archive_steps_txn, copy_steps_txn, load_steps_txn
 from stepstone.store._tables import runs
+from stepstone.store.records import RunRecord, RunStatus, StepRecord, StepStatus
 
 
 def _children_txn(conn: Connection, run_id: str) -> list[str]:
@@ -128,6 +128,7 @@ def resume_txn(conn: Connection, run_id: str, *, force: bool = False) -> RunReco
         wake_at=None,
         waiting_for=None,
         completed_steps=len(kept),
+        recoveries=0,  # a resumed run gets a fresh pod-loss budget
     )
 
 
@@ -140,6 +141,7 @@ def fork_txn(
     workflow: str | None,
     entrypoint: str | None,
     version: str | None,
+    pinned_json: str | None = None,
 ) -> RunRecord:
     """Create ``new_run_id`` reusing ``source_id``'s steps before ``from_step``; the source
     is only read."""
@@ -165,6 +167,7 @@ def fork_txn(
         input_json=_json(source.input),
         forked_from=source_id,
         fork_step=from_step,
+        pinned_json=pinned_json,
     )
     existing = get_run_txn(conn, new_run_id)
     assert existing is not None

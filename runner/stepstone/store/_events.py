@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from stepstone._serde import dumps
-from stepstone.store._records import RunRecord, RunStatus
 from stepstone.store._runs import require_run_txn
 from stepstone.store._steps import insert_step_txn, lock_run_epoch_txn
+from stepstone.store.records import RunRecord, RunStatus
 
 
 def send_event_txn(

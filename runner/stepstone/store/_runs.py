@@ -7,14 +7,20 @@ nothing when the epoch is stale; they raise ``Fenced`` instead.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select, text, update
 
 from stepstone.errors import Fenced, RunNotFoundError
-from stepstone.store._records import HeartbeatReply, Progress, RunRecord, RunStatus
 from stepstone.store._tables import runs
+from stepstone.store.records import (
+    HeartbeatReply,
+    Progress,
+    RunProgress,
+    RunRecord,
+    RunStatus,
+)
 
 ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.SLEEPING, RunStatus.WAITING)
 
@@ -46,14 +52,16 @@ def insert_run_txn(
     fork_step: int | None = None,
     parent_run_id: str | None = None,
     parent_step: int | None = None,
+    pinned_json: str | None = None,
 ) -> bool:
     """Insert a pending run; False when the id exists already (the caller compares)."""
     row = conn.execute(
         text(
             "INSERT INTO stepstone.runs (run_id, workflow, entrypoint, version, input, status,"
-            " forked_from, fork_step, parent_run_id, parent_step)"
+            " forked_from, fork_step, parent_run_id, parent_step, pinned)"
             " VALUES (:run_id, :workflow, :entrypoint, :version, CAST(:input AS jsonb),"
-            " 'pending', :forked_from, :fork_step, :parent_run_id, :parent_step)"
+            " 'pending', :forked_from, :fork_step, :parent_run_id, :parent_step,"
+            " CAST(:pinned AS jsonb))"
             " ON CONFLICT (run_id) DO NOTHING RETURNING run_id"
         ),
         {
@@ -66,9 +74,39 @@ def insert_run_txn(
             "fork_step": fork_step,
             "parent_run_id": parent_run_id,
             "parent_step": parent_step,
+            "pinned": pinned_json,
         },
     ).first()
     return row is not None
+
+
+def progress_txn(conn: Connection, *, changed_since: datetime | None) -> list[RunProgress]:
+    """Every unfinished run, and those that changed since ``changed_since``: what the
+    operator's database watcher compares to notice progress, parking, wake-ups and endings."""
+    rows = conn.execute(
+        text(
+            "SELECT run_id, status, epoch, cancel_requested_at IS NOT NULL AS cancel_requested,"
+            " current_step, completed_steps, heartbeat_at, wake_at, updated_at"
+            " FROM stepstone.runs"
+            " WHERE status IN ('pending', 'running', 'sleeping', 'waiting')"
+            " OR updated_at > :since"
+        ),
+        {"since": changed_since or datetime.fromtimestamp(0, UTC)},
+    )
+    return [
+        RunProgress(
+            run_id=r.run_id,
+            status=RunStatus(r.status),
+            epoch=r.epoch,
+            cancel_requested=r.cancel_requested,
+            current_step=r.current_step,
+            completed_steps=r.completed_steps,
+            heartbeat_at=r.heartbeat_at,
+            wake_at=r.wake_at,
+            updated_at=r.updated_at,
+        )
+        for r in rows
+    ]
 
 
 def list_runs_txn(

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, and_, func, insert, literal, select, text
 
 from stepstone.errors import Fenced
-from stepstone.store._records import StepRecord
 from stepstone.store._tables import step_history, steps
+from stepstone.store.records import StepRecord
 
 
 def load_steps_txn(conn: Connection, run_id: str) -> list[StepRecord]:

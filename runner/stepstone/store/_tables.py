@@ -58,6 +58,7 @@ runs = Table(
     Column("waiting_for", Text),
     Column("recoveries", Integer, nullable=False),
     Column("last_failure", JSONB),
+    Column("pinned", JSONB),
 )
 
 _step_columns = (

@@ -1,4 +1,5 @@
-"""Plain data read from the database: runs, steps and their states."""
+"""Plain data read from the database: runs, steps and their states (no I/O here, so the
+operator's pure decision code can use these types)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,7 @@ class RunRecord:
     waiting_for: str | None
     recoveries: int
     last_failure: dict[str, Any] | None
+    pinned: dict[str, Any] | None
 
     @classmethod
     def from_row(cls, row: Any) -> Self:
@@ -125,6 +127,32 @@ class StepRecord:
     @property
     def duration(self) -> float:
         return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """The part of a run the operator's database watcher compares between polls."""
+
+    run_id: str
+    status: RunStatus
+    epoch: int
+    cancel_requested: bool
+    current_step: int | None
+    completed_steps: int
+    heartbeat_at: datetime | None
+    wake_at: datetime | None
+    updated_at: datetime
+
+    @property
+    def fingerprint(self) -> tuple[object, ...]:
+        return (
+            self.status,
+            self.epoch,
+            self.cancel_requested,
+            self.current_step,
+            self.completed_steps,
+            self.wake_at,
+        )
 
 
 @dataclass(frozen=True)

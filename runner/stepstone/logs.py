@@ -1,6 +1,6 @@
-"""Structured logs: JSON lines in pods (one object per line, ready for any log pipeline),
-short readable lines in a terminal. Context such as ``run_id`` and ``step`` travels in
-``extra=`` and becomes fields."""
+"""Structured logs for stepstone processes (runner, CLI, operator): JSON lines in pods, one
+object per line, ready for any log pipeline; short readable lines in a terminal. Context such
+as ``run_id`` and ``step`` travels in ``extra=`` and becomes fields."""
 
 from __future__ import annotations
 
@@ -42,9 +42,9 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def configure(*, fmt: str = "text", level: str = "INFO") -> None:
-    """Install one stderr handler on the ``stepstone`` logger (idempotent)."""
-    logger = logging.getLogger("stepstone")
+def configure(*, fmt: str = "text", level: str = "INFO", logger_name: str = "stepstone") -> None:
+    """Install one stderr handler on a logger tree (idempotent)."""
+    logger = logging.getLogger(logger_name)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)

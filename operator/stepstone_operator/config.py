@@ -29,6 +29,8 @@ class OperatorConfig:
     metrics_port: int = 8080
     liveness_port: int = 8081
     runner_log_format: str = "json"
+    runner_service_account: str | None = None
+    """ServiceAccount of runner pods whose Workflow names none (its token is never mounted)."""
 
     @classmethod
     def from_args(
@@ -70,6 +72,11 @@ class OperatorConfig:
         parser.add_argument(
             "--db-poll-seconds", type=float, default=float(env.get("STEPSTONE_DB_POLL", "0.5"))
         )
+        parser.add_argument(
+            "--runner-service-account",
+            default=env.get("STEPSTONE_RUNNER_SERVICE_ACCOUNT") or None,
+            help="ServiceAccount for runner pods whose Workflow sets none",
+        )
         args = parser.parse_args(argv)
         if not args.database_url:
             parser.error("a database URL is required: --database-url or STEPSTONE_DATABASE_URL")
@@ -84,4 +91,5 @@ class OperatorConfig:
             metrics_port=args.metrics_port,
             liveness_port=args.liveness_port,
             db_poll_seconds=args.db_poll_seconds,
+            runner_service_account=args.runner_service_account,
         )

@@ -71,6 +71,8 @@ class Plan:
     does not exist): this error is its whole record."""
     next_attempt_at: datetime | None = None
     observed_state: str | None = None
+    """The spec.state this reconcile has acted on (status.observedState): it only follows
+    spec.state once Postgres reflects it, so a quick Cancelled-then-Running still resumes."""
     recovering: Loss | None = None
 
     def wait(self, seconds: float) -> Plan:
@@ -213,6 +215,10 @@ def _steer(o: Observed, db: RunRecord, spec: WorkflowSpec, plan: Plan) -> Plan:
     if state == DesiredState.CANCELLED:
         return _cancel(o, db, spec, plan)
     acted = o.run.status.get("observedState")
+    if acted == DesiredState.CANCELLED.value and db.cancel_requested and not db.status.terminal:
+        # set back to Running while the cancel is still under way: let it finish, then resume
+        plan.observed_state = acted
+        return _cancel(o, db, spec, plan)
     if db.status in (RunStatus.CANCELLED, RunStatus.TERMINATED) and acted in (
         DesiredState.CANCELLED.value,
         DesiredState.TERMINATED.value,

@@ -41,6 +41,7 @@ def runner_pod(
     spec: WorkflowSpec,
     heartbeat_seconds: float,
     log_format: str,
+    service_account: str | None = None,
 ) -> dict[str, Any]:
     env: list[dict[str, Any]] = [
         {"name": contract.ENV_RUN_ID, "value": run_id},
@@ -94,8 +95,8 @@ def runner_pod(
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
     }
-    if spec.service_account_name:
-        pod_spec["serviceAccountName"] = spec.service_account_name
+    if spec.service_account_name or service_account:
+        pod_spec["serviceAccountName"] = spec.service_account_name or service_account
     if spec.node_selector:
         pod_spec["nodeSelector"] = dict(spec.node_selector)
     if spec.tolerations:

@@ -330,6 +330,7 @@ class Reconciler:
             spec=spec,
             heartbeat_seconds=self.config.runner_heartbeat_seconds,
             log_format=self.config.runner_log_format,
+            service_account=self.config.runner_service_account,
         )
         try:
             created = self.kube.create_pod(run.namespace, manifest)

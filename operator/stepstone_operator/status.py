@@ -95,7 +95,7 @@ def render(o: Observed, plan: Plan) -> dict[str, Any]:
     if plan.next_attempt_at is not None:
         status["nextAttemptAt"] = iso(plan.next_attempt_at)
     if run.spec is not None:
-        status["observedState"] = run.spec.state.value
+        status["observedState"] = plan.observed_state or run.spec.state.value
         status["observedRetry"] = run.spec.retry
         made = [f.name for f in run.spec.forks if f.name in o.existing_forks]
         if made:

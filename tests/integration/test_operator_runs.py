@@ -114,3 +114,36 @@ def test_input_that_fails_the_schema_fails_the_run_with_the_errors(
     assert (accepted["status"], accepted["reason"]) == ("False", "InputInvalid")
     assert "order_id: 'forty-two' is not of type 'integer'" in accepted["message"]
     assert not cluster.objects("pod", run_ns)
+
+
+def test_progress_reaches_status_within_two_seconds(
+    cluster: ClusterHandle, run_ns: str, stepstone_db: str
+) -> None:
+    """Each step's number shows in status.currentStep within 2 s of the step starting."""
+    import time
+
+    import psycopg
+
+    cluster.apply(
+        workflow_manifest("slow", "tests.workflows.misc:slow_steps", stepstone_db), namespace=run_ns
+    )
+    cluster.apply(run_manifest("slow-1", "slow", {"count": 4, "seconds": 2.5}), namespace=run_ns)
+    seen: dict[int, float] = {}
+
+    def watch() -> bool:
+        step = (status_of(cluster, run_ns, "slow-1").get("currentStep") or {}).get("number")
+        if step is not None:
+            seen.setdefault(step, time.time())
+        return status_of(cluster, run_ns, "slow-1").get("phase") == "Succeeded"
+
+    wait_for(watch, 60, 0.1, description="slow-1 to finish while watching its status")
+    run_id = status_of(cluster, run_ns, "slow-1")["runId"]
+    with psycopg.connect(stepstone_db) as conn:
+        started = dict(
+            conn.execute(
+                "SELECT step, extract(epoch FROM at) FROM test_effects WHERE run_id = %s", (run_id,)
+            ).fetchall()
+        )
+    assert set(seen) == {1, 2, 3, 4}, seen
+    lags = {n: seen[n] - float(started[n]) for n in seen}
+    assert all(lag < 2.0 for lag in lags.values()), lags

@@ -39,6 +39,12 @@ from tests.substrate.kubeapi import ApiError, KubeClient
 from tests.substrate.kubelet.runtime import kill_pod_processes
 from tests.substrate.pki import generate_pki
 from tests.substrate.services import ServiceError, ServiceSpec, Supervisor
+from tests.substrate.stepstone_services import (
+    database_url_file,
+    kubelet_image_args,
+    operator_service,
+    postgres_service,
+)
 from tests.substrate.tools import REPO, ToolsMissingError, find_tools
 
 DEFAULT_STATE_DIR = REPO / ".cluster"
@@ -86,15 +92,15 @@ class ClusterConfig:
     #: SIGKILL everything if the starting process dies (the pytest fixture sets it).
     die_with_parent: bool = False
     python: Path = Path(sys.executable)
-    kubelet_args: tuple[str, ...] = ()
+    kubelet_args: tuple[str, ...] = field(default_factory=kubelet_image_args)
     extra_services: Sequence[ExtraService] = ()
 
 
 def extra_services() -> list[ExtraService]:
-    """Services `make cluster-up` starts once the cluster is ready. Add Postgres and the
-    stepstone operator here: each is a function of the ClusterInfo returning a ServiceSpec
-    (its env can carry `KUBECONFIG=info.kubeconfig`); they start in order, each awaited."""
-    return []
+    """Services `make cluster-up` starts once the cluster is ready: Postgres, then the
+    stepstone operator (with the CRDs applied). Each is a function of the ClusterInfo returning
+    a ServiceSpec; they start in order, each awaited."""
+    return [postgres_service, operator_service]
 
 
 def kubelet_service(config: ClusterConfig, layout: Layout) -> ServiceSpec:
@@ -301,6 +307,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"cluster up in {info.started_in_seconds} s: {info.api_url}, nodes {', '.join(nodes)}")
     print(f"export KUBECONFIG={info.kubeconfig} PATH={info.bin_dir}:$PATH")
     print(f"logs: {Layout(state_dir).logs}/")
+    url_file = database_url_file(state_dir)
+    if url_file.exists():
+        print(f"stepstone operator running; database: {url_file.read_text().strip()}")
+        print("try: kubectl apply -f examples/ && kubectl get wfrun -w")
     return 0
 
 

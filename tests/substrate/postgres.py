@@ -74,46 +74,34 @@ class LocalPostgres:
             shutil.chown(self.root, "postgres", "postgres")
             self.root.chmod(0o755)
 
-    def start(self) -> str:
+    def init(self) -> None:
+        """Create the cluster's data folder on first use."""
         self.root.mkdir(parents=True, exist_ok=True)
         self._chown()
         if not (self.data / "PG_VERSION").exists():
+            initdb = [str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust"]
             subprocess.run(
-                _as_postgres(
-                    [
-                        str(PG_BIN / "initdb"),
-                        "-D",
-                        str(self.data),
-                        "-A",
-                        "trust",
-                        "-U",
-                        "postgres",
-                        "--no-sync",
-                    ]
-                ),
+                _as_postgres([*initdb, "-U", "postgres", "--no-sync"]),
                 check=True,
                 capture_output=True,
             )
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-            "-c max_connections=300 -c shared_buffers=128MB"
-        )
+
+    def _settings(self) -> list[str]:
+        return [
+            *("-p", str(self.port), "-k", str(self.root)),
+            *("-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300"),
+            *("-c", "shared_buffers=128MB"),
+        ]
+
+    def server_argv(self) -> list[str]:
+        """The server in the foreground, for a supervisor (``make cluster-up``)."""
+        return _as_postgres([str(PG_BIN / "postgres"), "-D", str(self.data), *self._settings()])
+
+    def start(self) -> str:
+        self.init()
+        pg_ctl = [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log)]
         subprocess.run(
-            _as_postgres(
-                [
-                    str(PG_BIN / "pg_ctl"),
-                    "-D",
-                    str(self.data),
-                    "-o",
-                    options,
-                    "-l",
-                    str(self.log),
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                ]
-            ),
+            _as_postgres([*pg_ctl, "-o", " ".join(self._settings()), "-w", "-t", "60", "start"]),
             check=True,
             capture_output=True,
         )

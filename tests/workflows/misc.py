@@ -255,3 +255,32 @@ def explode() -> None:
 def buggy() -> None:
     mark("before")
     explode()
+
+
+@stepstone.step
+def slow(i: int, seconds: float) -> int:
+    effects.record(f"slow-{i}")
+    time.sleep(seconds)
+    return i
+
+
+@stepstone.workflow
+def slow_steps(count: int = 4, seconds: float = 1.5) -> int:
+    return sum(slow(i, seconds) for i in range(count))
+
+
+@stepstone.step
+def long_cleanup(seconds: float) -> str:
+    effects.record("long_cleanup")
+    time.sleep(seconds)
+    return "cleaned"
+
+
+@stepstone.workflow
+def slow_to_cancel(seconds: float = 120.0) -> str:
+    """Cancelled, it runs a cleanup step that takes `seconds`."""
+    try:
+        return stubborn_step(seconds)
+    except stepstone.Cancelled:
+        long_cleanup(seconds)
+        raise

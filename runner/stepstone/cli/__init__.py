@@ -32,10 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder of the embedded Postgres (default: $STEPSTONE_DATA_DIR or ./.stepstone)",
     )
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    cluster = parser.add_argument_group(
+        "cluster form", "act on WorkflowRuns by name through kubectl (RUN is a WorkflowRun name)"
+    )
+    cluster.add_argument("-k", "--kube", action="store_true", help="use the cluster forms")
+    cluster.add_argument("-n", "--namespace", help="namespace of the WorkflowRuns")
+    cluster.add_argument("--kubeconfig", help="kubeconfig for kubectl")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="start a workflow and execute it here")
-    run.add_argument("entrypoint", help="module:function of a @workflow")
+    run.add_argument(
+        "entrypoint", help="module:function of a @workflow (with --kube: a Workflow's name)"
+    )
     run.add_argument("--input", default="null", help="the input, as JSON (default: null)")
     run.add_argument("--run-id", help="a run id of your choice (idempotent)")
     run.add_argument("--version", help="an application version to record")
@@ -70,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     fork = sub.add_parser("fork", help="a new run reusing a run's steps before --from-step")
     fork.add_argument("run_id")
     fork.add_argument("--from-step", type=int, required=True)
-    fork.add_argument("--workflow", help="module:function to run the fork on (default: same)")
+    fork.add_argument(
+        "--workflow",
+        help="module:function to run the fork on (with --kube: a Workflow); default: the same",
+    )
     fork.add_argument("--version", help="an application version to record for the fork")
     fork.add_argument("--run-id", dest="new_run_id", help="the fork's run id")
     fork.add_argument("--detach", action="store_true", help="do not execute it here")

@@ -15,7 +15,7 @@ from typing import Any
 from stepstone import _crash, _signals
 from stepstone._engine import Outcome, OutcomeKind
 from stepstone._state import ExecuteOptions
-from stepstone.cli import _embedded
+from stepstone.cli import _embedded, _kube_commands
 from stepstone.cli._format import age, as_json, duration, short, table
 from stepstone.cli._progress import Progress
 from stepstone.client import Client, local_runner_name
@@ -329,4 +329,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def dispatch(args: argparse.Namespace) -> int:
+    if getattr(args, "kube", False):
+        if args.command == "steps":
+            return _kube_commands.cmd_steps(args, cmd_steps)
+        if args.command not in _kube_commands.KUBE_COMMANDS:
+            raise StepstoneError(f"`{args.command}` has no cluster form")
+        return _kube_commands.KUBE_COMMANDS[args.command](args)
     return COMMANDS[args.command](args)

@@ -43,6 +43,9 @@ class KubeletSettings:
     debug: bool = False
     #: The interpreter whose bin dir comes first on containers' PATH.
     python: Path = Path(sys.executable)
+    #: Images stand-ins: a container of this image gets this folder first on its PYTHONPATH,
+    #: as if the image had the folder's packages installed (no images are pulled here).
+    image_paths: Mapping[str, Path] = field(default_factory=dict)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> KubeletSettings:
@@ -73,7 +76,20 @@ def parse_args(argv: Sequence[str] | None = None) -> KubeletSettings:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--log-file", type=Path)
     parser.add_argument("--debug", action="store_true")
+    parser.add_argument(
+        "--image-path",
+        action="append",
+        default=[],
+        metavar="IMAGE=DIR",
+        help="containers of IMAGE get DIR first on PYTHONPATH (repeatable)",
+    )
     args = parser.parse_args(argv)
+    image_paths = {}
+    for item in args.image_path:
+        image, sep, folder = item.partition("=")
+        if not sep or not image or not folder:
+            parser.error(f"--image-path wants IMAGE=DIR, not {item!r}")
+        image_paths[image] = Path(folder).resolve()
     capacity = dict(DEFAULT_CAPACITY)
     for item in filter(None, args.capacity.split(",")):
         key, _, value = item.partition("=")
@@ -101,4 +117,5 @@ def parse_args(argv: Sequence[str] | None = None) -> KubeletSettings:
         workers=args.workers,
         log_file=args.log_file,
         debug=args.debug,
+        image_paths=image_paths,
     )

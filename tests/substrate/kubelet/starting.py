@@ -7,6 +7,7 @@ timers: a missing Secret is looked up again every CONFIG_RETRY_SECONDS, not ever
 
 from __future__ import annotations
 
+import os
 import time
 
 from tests.substrate.kubeapi import ApiError, JsonDict, KubeClient
@@ -107,6 +108,11 @@ class ContainerStarter:
                 base=base,
                 capacity=self._settings.capacity,
             )
+            image_dir = self._settings.image_paths.get(container.get("image", ""))
+            if image_dir is not None:
+                env["PYTHONPATH"] = os.pathsep.join(
+                    filter(None, [str(image_dir), env.get("PYTHONPATH")])
+                )
             command = [vol.expand(str(a), env) for a in container.get("command") or []]
             args = [vol.expand(str(a), env) for a in container.get("args") or []]
             argv = command + args

@@ -81,6 +81,23 @@ class CreateFork:
 
 
 @dataclass(frozen=True)
+class CreateChild:
+    """Give a child run (started by its parent's runner) a WorkflowRun owned by the parent."""
+
+    run_id: str
+    name: str
+    entrypoint: str
+
+
+@dataclass(frozen=True)
+class PatchChildState:
+    """Pass the parent's cancel or terminate on to a child's spec."""
+
+    name: str
+    state: str
+
+
+@dataclass(frozen=True)
 class DeleteRunObject:
     why: str
 
@@ -97,6 +114,8 @@ Action = (
     | LaunchPod
     | DeletePod
     | CreateFork
+    | CreateChild
+    | PatchChildState
     | DeleteRunObject
 )
 

@@ -29,6 +29,7 @@ class Cache:
         self._workflows: dict[Key, Body] = {}
         self._pods: dict[str, dict[str, Body]] = {}  # run uid -> pod name -> pod
         self._nodes: dict[str, Body] = {}
+        self._events: dict[Key, Body] = {}
 
     # -- runs ---------------------------------------------------------------------------
     def put_run(self, body: Body) -> None:
@@ -102,6 +103,29 @@ class Cache:
                 for pod in pods.values()
                 if pod.get("spec", {}).get("nodeName") == node
             }
+
+    # -- workflow events ----------------------------------------------------------------
+    def put_event(self, body: Body) -> None:
+        with self._lock:
+            self._events[key_of(body)] = body
+
+    def drop_event(self, key: Key) -> None:
+        with self._lock:
+            self._events.pop(key, None)
+
+    def event(self, key: Key) -> Body | None:
+        with self._lock:
+            return self._events.get(key)
+
+    def events_for_run(self, key: Key) -> list[Key]:
+        namespace, name = key
+        with self._lock:
+            return [
+                k
+                for k, body in self._events.items()
+                if k[0] == namespace
+                and (body.get("spec") or {}).get("runRef", {}).get("name") == name
+            ]
 
     # -- nodes --------------------------------------------------------------------------
     def put_node(self, body: Body) -> None:

@@ -13,10 +13,11 @@ from stepstone.store import Store
 from stepstone_operator.cache import Body, Cache, Key, key_of
 from stepstone_operator.config import OperatorConfig
 from stepstone_operator.dbwatch import DbWatcher
+from stepstone_operator.deliver import EventDeliverer, EventKey
 from stepstone_operator.kube import Kube
 from stepstone_operator.metrics import Metrics
 from stepstone_operator.reconcile import Reconciler
-from stepstone_operator.views import run_id_for
+from stepstone_operator.views import effective_run_id
 from stepstone_operator.workqueue import WorkQueue
 
 log = logging.getLogger("stepstone.operator")
@@ -34,11 +35,14 @@ class Controller:
         self.kube = kube
         self.metrics = metrics
         self.cache = Cache()
-        self.queue: WorkQueue[Key] = WorkQueue()
+        self.queue: WorkQueue[Key | EventKey] = WorkQueue()
         self.reconciler = Reconciler(
             kube=kube, store=store, cache=self.cache, config=config, metrics=metrics
         )
-        self._errors: Counter[Key] = Counter()
+        self.deliverer = EventDeliverer(
+            kube=kube, store=store, cache=self.cache, clock=self.reconciler.clock
+        )
+        self._errors: Counter[Key | EventKey] = Counter()
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._started = time.monotonic()
@@ -81,7 +85,10 @@ class Controller:
     def _work(self) -> None:
         while (key := self.queue.get()) is not None:
             try:
-                again = self.reconciler.reconcile(key)
+                if len(key) == 3:
+                    again = self.deliverer.reconcile(key)
+                else:
+                    again = self.reconciler.reconcile(key)
             except Exception:
                 self.metrics.reconcile_errors.inc()
                 self._errors[key] += 1
@@ -127,8 +134,7 @@ class Controller:
         key = key_of(body)
         if kind == "DELETED":
             self.cache.drop_run(key)
-            meta = body["metadata"]
-            run_id = run_id_for(meta["namespace"], meta["name"], meta["uid"])
+            run_id = effective_run_id(body)
             run = self.store.get_run(run_id)
             if run is not None and not run.status.terminal:
                 log.info("WorkflowRun deleted; terminating its run", extra={"run": run_id})
@@ -136,6 +142,16 @@ class Controller:
             return
         self.cache.put_run(body)
         self.queue.add(key)
+        for event in self.cache.events_for_run(key):
+            self.queue.add(("WorkflowEvent", *event))
+
+    def on_event_object(self, kind: str | None, body: Body) -> None:
+        key = key_of(body)
+        if kind == "DELETED":
+            self.cache.drop_event(key)
+            return
+        self.cache.put_event(body)
+        self.queue.add(("WorkflowEvent", *key))
 
     def on_workflow(self, kind: str | None, body: Body) -> None:
         key = key_of(body)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from stepstone.store import RunStatus, Store
 from stepstone_operator.cache import Cache, Key
 from stepstone_operator.metrics import Metrics
-from stepstone_operator.views import key_for_run_id, run_id_for
+from stepstone_operator.views import effective_run_id, key_for_run_id
 
 log = logging.getLogger("stepstone.operator")
 
@@ -79,7 +79,7 @@ class DbWatcher:
                 if done > 0:
                     self.metrics.steps.inc(done)
             body = self.cache.run(key)
-            if body is None or run_id_for(*key, body["metadata"]["uid"]) != row.run_id:
+            if body is None or effective_run_id(body) != row.run_id:
                 self._orphan(row.run_id, row.status)
                 continue
             self._missing.pop(row.run_id, None)

@@ -20,6 +20,7 @@ from stepstone.store.records import RunRecord, RunStatus
 from stepstone_operator.actions import (
     Action,
     CompleteCancel,
+    CreateChild,
     CreateFork,
     CreateRun,
     DeletePod,
@@ -27,6 +28,7 @@ from stepstone_operator.actions import (
     FailRun,
     ForkRun,
     LaunchPod,
+    PatchChildState,
     RecordLoss,
     RequestCancel,
     Resume,
@@ -34,7 +36,7 @@ from stepstone_operator.actions import (
 )
 from stepstone_operator.api import DesiredState, WorkflowSpec
 from stepstone_operator.classify import Loss, classify
-from stepstone_operator.views import NodeView, PodView, RunView
+from stepstone_operator.views import NodeView, PodView, RunView, key_for_run_id
 
 RESYNC_ACTIVE = 10.0
 """Even with nothing new, look at an active run this often."""
@@ -58,6 +60,9 @@ class Observed:
     nodes: Mapping[str, NodeView] = field(default_factory=dict)
     fork_source: ForkSource | None = None
     existing_forks: frozenset[str] = frozenset()
+    children: tuple[RunRecord, ...] = ()
+    child_states: Mapping[str, str] = field(default_factory=dict)
+    """spec.state of each child run's WorkflowRun that exists, by name."""
 
 
 @dataclass
@@ -131,7 +136,26 @@ def decide(o: Observed) -> Plan:
     for request in run.spec.forks:
         if request.name not in o.existing_forks:
             plan.act(CreateFork(request))
+    _children(o, plan)
     return _steer(o, o.db, spec, plan)
+
+
+def _children(o: Observed, plan: Plan) -> None:
+    state = o.run.spec.state if o.run.spec else DesiredState.RUNNING
+    for child in o.children:
+        key = key_for_run_id(child.run_id)
+        if key is None:
+            continue
+        name = key[1]
+        current = o.child_states.get(name)
+        if current is None:
+            plan.act(CreateChild(child.run_id, name, child.entrypoint))
+        elif (
+            state in (DesiredState.CANCELLED, DesiredState.TERMINATED)
+            and current == DesiredState.RUNNING.value
+            and not child.status.terminal
+        ):
+            plan.act(PatchChildState(name, state.value))
 
 
 # -- before the run has a Postgres row -------------------------------------------------------

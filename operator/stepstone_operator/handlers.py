@@ -80,6 +80,10 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> dict[st
     def on_workflow(**kwargs: Any) -> None:
         holder["controller"].on_workflow(kwargs["type"], dict(kwargs["body"]))
 
+    @kopf.on.event(GROUP, VERSION, "workflowevents", registry=registry)
+    def on_workflow_event(**kwargs: Any) -> None:
+        holder["controller"].on_event_object(kwargs["type"], dict(kwargs["body"]))
+
     @kopf.on.event("", "v1", "pods", labels=RUNNER_LABELS, registry=registry)
     def on_pod(**kwargs: Any) -> None:
         holder["controller"].on_pod(kwargs["type"], dict(kwargs["body"]))

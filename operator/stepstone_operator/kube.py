@@ -118,6 +118,28 @@ class Kube:
             if exc.status != 404:
                 raise _error(exc) from exc
 
+    def patch_run_spec(self, namespace: str, name: str, spec: Body) -> None:
+        try:
+            self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, "workflowruns", name, {"spec": spec}
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise _error(exc) from exc
+
+    def patch_event(self, namespace: str, name: str, patch: Body, *, status: bool) -> None:
+        """Patch a WorkflowEvent's status, or (``status=False``) its metadata."""
+        call = (
+            self.custom.patch_namespaced_custom_object_status
+            if status
+            else self.custom.patch_namespaced_custom_object
+        )
+        try:
+            call(GROUP, VERSION, namespace, "workflowevents", name, patch)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise _error(exc) from exc
+
     def create_run(self, namespace: str, body: Body) -> Body | None:
         try:
             created: Any = self.custom.create_namespaced_custom_object(

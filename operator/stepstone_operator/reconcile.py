@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stepstone.errors import InvalidTransitionError, RunConflictError
-from stepstone.store import RunStatus, Store
+from stepstone.store import RunRecord, RunStatus, Store
 from stepstone_operator import pods as podspec
 from stepstone_operator.actions import (
     DATABASE_ACTIONS,
     Action,
     CompleteCancel,
+    CreateChild,
     CreateFork,
     CreateRun,
     DeletePod,
@@ -29,6 +30,7 @@ from stepstone_operator.actions import (
     FailRun,
     ForkRun,
     LaunchPod,
+    PatchChildState,
     RecordLoss,
     RequestCancel,
     Resume,
@@ -41,7 +43,15 @@ from stepstone_operator.decide import ForkSource, Observed, Plan, decide, pinned
 from stepstone_operator.kube import Kube, KubeError
 from stepstone_operator.metrics import Metrics
 from stepstone_operator.status import PROGRESS_FIELDS, changed_fields, merge_patch, render
-from stepstone_operator.views import NodeView, PodView, RunView, parse_workflow, run_id_for
+from stepstone_operator.views import (
+    RUN_ID_ANNOTATION,
+    NodeView,
+    PodView,
+    RunView,
+    effective_run_id,
+    key_for_run_id,
+    parse_workflow,
+)
 
 log = logging.getLogger("stepstone.operator")
 
@@ -112,6 +122,16 @@ class Reconciler:
                 if run.spec.fork_from is not None:
                     fork_source = self._fork_source(run.namespace, run.spec.fork_from.run)
             existing = {f.name for f in run.spec.forks if self.cache.run((run.namespace, f.name))}
+        children: tuple[RunRecord, ...] = ()
+        child_states: dict[str, str] = {}
+        if db is not None:
+            children = tuple(self.store.list_runs(parent_run_id=run.run_id, limit=1000))
+            for child in children:
+                child_key = key_for_run_id(child.run_id)
+                child_body = self.cache.run(child_key) if child_key else None
+                if child_key is not None and child_body is not None:
+                    spec = child_body.get("spec") or {}
+                    child_states[child_key[1]] = spec.get("state", "Running")
         pods = tuple(PodView.from_body(p) for p in self.cache.pods(run.uid))
         nodes = {}
         for pod in pods:
@@ -127,14 +147,15 @@ class Reconciler:
             nodes=nodes,
             fork_source=fork_source,
             existing_forks=frozenset(existing),
+            children=children,
+            child_states=child_states,
         )
 
     def _fork_source(self, namespace: str, name: str) -> ForkSource:
         body = self.cache.run((namespace, name))
         if body is None:
             return ForkSource(name, None, None)
-        meta = body["metadata"]
-        run_id = run_id_for(namespace, name, meta["uid"])
+        run_id = effective_run_id(body)
         return ForkSource(name, run_id, self.store.get_run(run_id))
 
     # -- reconcile ----------------------------------------------------------------------
@@ -274,6 +295,11 @@ class Reconciler:
                 log.info("pod deleted", extra={**extra, "pod": name, "why": why})
             case CreateFork(request=request):
                 self._create_fork(o, request)
+            case CreateChild(run_id=child_id, name=name, entrypoint=entrypoint):
+                self._create_child(o, child_id, name, entrypoint)
+            case PatchChildState(name=name, state=state):
+                self.kube.patch_run_spec(run.namespace, name, {"state": state})
+                self._event(o, "ChildSteered", f"child {name}: state {state}, as its parent")
             case DeleteRunObject(why=why):
                 self.kube.delete_run(run.namespace, run.name)
                 log.info("WorkflowRun deleted", extra={**extra, "why": why})
@@ -354,6 +380,52 @@ class Reconciler:
             "pod created",
             extra={"run": run.run_id, "pod": manifest["metadata"]["name"], "attempt": epoch},
         )
+
+    def _create_child(self, o: Observed, child_id: str, name: str, entrypoint: str) -> None:
+        """The parent's runner created the child's row; pin it to the parent's Workflow (the
+        same image, the child's entrypoint) and give it a WorkflowRun owned by the parent."""
+        run, db = o.run, o.db
+        assert db is not None
+        pinned = dict(db.pinned or {})
+        spec = dict(pinned.get("spec") or {})
+        spec["entrypoint"] = entrypoint
+        self.store.set_pinned(
+            child_id,
+            json.dumps(
+                {
+                    **pinned,
+                    "spec": spec,
+                    "namespace": run.namespace,
+                    "name": name,
+                    "uid": None,
+                }
+            ),
+        )
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": "WorkflowRun",
+            "metadata": {
+                "name": name,
+                "namespace": run.namespace,
+                "labels": {"stepstone.io/parent": run.name},
+                "annotations": {RUN_ID_ANNOTATION: child_id},
+                "ownerReferences": [
+                    {
+                        "apiVersion": API_VERSION,
+                        "kind": "WorkflowRun",
+                        "name": run.name,
+                        "uid": run.uid,
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": {"workflowRef": {"name": str(pinned.get("workflow", ""))}},
+        }
+        created = self.kube.create_run(run.namespace, body)
+        if created is not None:
+            self.cache.put_run(created)
+            self._event(o, "ChildCreated", f"child WorkflowRun {name} runs {entrypoint}")
 
     def _create_fork(self, o: Observed, request: Any) -> None:
         run = o.run

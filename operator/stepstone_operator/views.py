@@ -27,10 +27,21 @@ def run_id_for(namespace: str, name: str, uid: str) -> str:
     return f"{namespace}/{name}@{uid[:8]}"
 
 
+RUN_ID_ANNOTATION = "stepstone.io/run-id"
+"""Set on child WorkflowRuns: their Postgres row existed (created by the parent's runner)
+before the WorkflowRun, so its id is not derived from the WorkflowRun's uid."""
+
+
+def effective_run_id(body: dict[str, Any]) -> str:
+    meta = body["metadata"]
+    annotated = (meta.get("annotations") or {}).get(RUN_ID_ANNOTATION)
+    return annotated or run_id_for(meta["namespace"], meta["name"], meta["uid"])
+
+
 def key_for_run_id(run_id: str) -> tuple[str, str] | None:
     namespace, slash, rest = run_id.partition("/")
-    name, at, _ = rest.partition("@")
-    if not slash or not at or not namespace or not name:
+    name, at, uid = rest.partition("@")
+    if not slash or not at or not namespace or not name or "/" in uid:
         return None
     return namespace, name
 
@@ -141,10 +152,7 @@ class RunView:
     spec: WorkflowRunSpec | None
     spec_error: str | None
     status: dict[str, Any]
-
-    @property
-    def run_id(self) -> str:
-        return run_id_for(self.namespace, self.name, self.uid)
+    run_id: str
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> RunView:
@@ -165,6 +173,7 @@ class RunView:
             spec=spec,
             spec_error=error,
             status=dict(body.get("status") or {}),
+            run_id=effective_run_id(body),
         )
 
 

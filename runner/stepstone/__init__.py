@@ -13,12 +13,14 @@ from stepstone._calls import (
     wait_for_event,
     wait_for_event_async,
 )
+from stepstone._children import ChildHandle, start_child, wait_child
 from stepstone._engine import Outcome, OutcomeKind
 from stepstone._state import ExecuteOptions, StepEvent
 from stepstone._workflows import step, workflow
 from stepstone.client import Client, RunHandle
 from stepstone.errors import (
     Cancelled,
+    ChildRunError,
     DatabaseUnavailableError,
     EntrypointError,
     EventTimeoutError,
@@ -43,6 +45,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Cancelled",
+    "ChildHandle",
+    "ChildRunError",
     "Client",
     "DatabaseUnavailableError",
     "EntrypointError",
@@ -74,7 +78,9 @@ __all__ = [
     "heartbeat",
     "sleep",
     "sleep_async",
+    "start_child",
     "step",
+    "wait_child",
     "wait_for_event",
     "wait_for_event_async",
     "workflow",

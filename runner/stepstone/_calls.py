@@ -413,6 +413,7 @@ class _Wait:
             raise
         if found:
             state.completed += 1
+            _crash.hit(state.options.crash_points, "after_record", self.n)
             state.emit(
                 StepEvent("succeeded", self.n, self.step_name, 1, time.time() - self.started)
             )

@@ -62,6 +62,9 @@ class ExecuteOptions:
     crash_points: frozenset[tuple[str, int]] = field(default_factory=frozenset)
     on_event: Callable[[StepEvent], None] | None = None
     event_poll_seconds: float = 0.5
+    run_children_here: bool = True
+    """Execute child runs nobody else executes in this process (local mode); in a pod the
+    operator gives each child a pod of its own."""
 
 
 @dataclass
@@ -128,12 +131,14 @@ class RunState:
     # -- activation ---------------------------------------------------------------------
     def activate(self) -> contextvars.Token[RunState | None]:
         global _active  # noqa: PLW0603 - one executing run per process, for signals
-        _active = self
+        if threading.current_thread() is threading.main_thread():
+            _active = self  # signals reach the main thread's run only
         return _current.set(self)
 
     def deactivate(self, token: contextvars.Token[RunState | None]) -> None:
         global _active  # noqa: PLW0603
-        _active = None
+        if _active is self:
+            _active = None
         _current.reset(token)
 
     # -- numbering and replay -----------------------------------------------------------

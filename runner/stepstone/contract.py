@@ -40,6 +40,21 @@ MANAGED_BY = "stepstone"
 CONTAINER_NAME = "runner"
 
 
+CHILD_NAME_MAX = 48
+"""A cluster child's WorkflowRun is named <parent name, cut to this>-c<step>."""
+
+
+def child_run_id(parent_run_id: str, step: int) -> str:
+    """The run id of the child a parent starts at ``step``: deterministic, so a parent that
+    crashes and replays finds the child it started instead of starting another. In a cluster
+    (``<namespace>/<name>@<uid>`` ids) it also names the child's WorkflowRun."""
+    namespace, slash, rest = parent_run_id.partition("/")
+    name, at, uid = rest.partition("@")
+    if slash and at and namespace and name and uid and "/" not in rest:
+        return f"{namespace}/{name[:CHILD_NAME_MAX].rstrip('-.')}-c{step}@{uid}c{step}"
+    return f"{parent_run_id}/child-{step}"
+
+
 class ExitCode(IntEnum):
     """How a runner process ended; the operator maps these onto the run's phase.
 

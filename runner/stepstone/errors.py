@@ -18,6 +18,7 @@ The hierarchy::
         ├── RunNotFoundError      no run with that id
         ├── InvalidTransitionError  a verb that makes no sense in the run's state
         ├── RunConflictError      a run id reused with a different workflow or input
+        ├── ChildRunError         a child run ended Failed, Cancelled or Terminated
         ├── SchemaVersionError    the database schema is missing or of another version
         ├── DatabaseUnavailableError  Postgres stayed unreachable past the retry deadline
         └── RunFailedError / RunCancelledError  raised by ``Client.wait`` for those outcomes
@@ -121,6 +122,10 @@ class InvalidTransitionError(StepstoneError):
 
 class RunConflictError(StepstoneError):
     """A run id was reused with a different workflow or input."""
+
+
+class ChildRunError(StepstoneError):
+    """A child run the workflow waited for did not succeed; the message says how it ended."""
 
 
 class SchemaVersionError(StepstoneError):

@@ -92,6 +92,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
         suspend_after=config.suspend_after,
         exit_on_fence=True,
         crash_points=config.crash_points,
+        run_children_here=False,
     )
     try:
         outcome = execute(store, config.run_id, options=options, attempt=config.attempt)

@@ -168,7 +168,14 @@ def run_ns(
     return namespace
 
 
-def workflow_manifest(name: str, entrypoint: str, db_url: str, **spec: Any) -> dict[str, Any]:
+def workflow_manifest(
+    name: str,
+    entrypoint: str,
+    db_url: str,
+    *,
+    extra_env: dict[str, str] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
     """A Workflow running test code from this checkout (the test kubelet runs no images)."""
     recovery = {
         "maxAttempts": 3,
@@ -187,6 +194,7 @@ def workflow_manifest(name: str, entrypoint: str, db_url: str, **spec: Any) -> d
             "env": [
                 {"name": "PYTHONPATH", "value": str(REPO)},
                 {"name": effects.ENV, "value": db_url},
+                *({"name": k, "value": v} for k, v in (extra_env or {}).items()),
             ],
             "recovery": recovery,
             "cancelGracePeriodSeconds": 5,

@@ -197,3 +197,18 @@ def test_a_database_without_the_schema_is_reported(postgres_server: str) -> None
     result = cli(postgres_server, "runs", check=False)
     assert result.returncode == 2
     assert "stepstone db migrate" in result.stderr
+
+
+def test_a_parent_and_its_child_run_locally(effects_url: str) -> None:
+    out = cli(
+        effects_url,
+        "run",
+        "tests.workflows.family:parent",
+        "--input",
+        '{"x": 6}',
+        "--run-id",
+        "fam",
+    ).stdout
+    assert '"result": 60' in out
+    runs = cli(effects_url, "runs").stdout
+    assert "fam/child-2" in runs

@@ -30,6 +30,7 @@ def run_view(status: dict[str, Any] | None = None, **spec: Any) -> RunView:
         spec=WorkflowRunSpec.model_validate({"workflowRef": {"name": "wf"}, **spec}),
         spec_error=None,
         status=status or {},
+        run_id="ns/order-42@01234567",
     )
 
 

@@ -9,6 +9,7 @@ import pytest
 from stepstone.store.records import RunStatus
 from stepstone_operator.actions import (
     CompleteCancel,
+    CreateChild,
     CreateFork,
     CreateRun,
     DeletePod,
@@ -16,6 +17,7 @@ from stepstone_operator.actions import (
     FailRun,
     ForkRun,
     LaunchPod,
+    PatchChildState,
     RecordLoss,
     RequestCancel,
     Resume,
@@ -238,3 +240,37 @@ def test_status_mirrors_the_run() -> None:
     assert status.get("resultTruncated") is True and "result" not in status
     o = observed(record=db(cancel_requested_at=ago(1)), pods=(pod(),))
     assert render(o, decide(o))["phase"] == "Cancelling"
+
+
+def test_children_get_a_workflowrun_and_follow_a_cancel() -> None:
+    from stepstone.contract import child_run_id
+
+    child = db(
+        RunStatus.PENDING,
+        run_id=child_run_id("ns/order-42@01234567", 2),
+        parent_run_id="ns/order-42@01234567",
+        entrypoint="m:child",
+        epoch=0,
+    )
+    plan = decide(observed(record=db(), pods=(pod(),), children=(child,)))
+    assert plan.actions == [CreateChild(child.run_id, "order-42-c2", "m:child")]
+    plan = decide(
+        observed(
+            run=run_view(state="Cancelled"),
+            record=db(),
+            pods=(pod(),),
+            children=(child,),
+            child_states={"order-42-c2": "Running"},
+        )
+    )
+    assert PatchChildState("order-42-c2", "Cancelled") in plan.actions
+
+
+def test_child_run_ids_name_the_child_workflowrun() -> None:
+    from stepstone.contract import child_run_id
+    from stepstone_operator.views import key_for_run_id
+
+    child = child_run_id("ns/" + "p" * 55 + "@abcd1234", 12)
+    assert key_for_run_id(child) == ("ns", "p" * 48 + "-c12")
+    assert child_run_id("local-run", 3) == "local-run/child-3"
+    assert key_for_run_id("ns/x@1234/child-3") is None

@@ -77,7 +77,7 @@ def test_work_queue_dedupes_delays_and_serialises_a_key() -> None:
 
 
 def test_crds_carry_what_kubectl_users_need() -> None:
-    workflow, run = all_crds()
+    workflow, run, event = all_crds()
     names = run["spec"]["names"]
     assert names["shortNames"] == ["wfrun", "sswfr"] and names["categories"] == ["stepstone"]
     version = run["spec"]["versions"][0]
@@ -101,7 +101,7 @@ def test_crds_carry_what_kubectl_users_need() -> None:
                 missing += undescribed(child["items"], f"{path}.{name}[]")
         return missing
 
-    for crd in (workflow, run):
+    for crd in (workflow, run, event):
         root = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
         assert undescribed(root, crd["spec"]["names"]["kind"]) == []
 

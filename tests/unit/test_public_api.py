@@ -12,6 +12,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 EXPORTED = {
     "Cancelled",
+    "ChildHandle",
+    "ChildRunError",
     "Client",
     "DatabaseUnavailableError",
     "EntrypointError",
@@ -43,7 +45,9 @@ EXPORTED = {
     "heartbeat",
     "sleep",
     "sleep_async",
+    "start_child",
     "step",
+    "wait_child",
     "wait_for_event",
     "wait_for_event_async",
     "workflow",

@@ -2,6 +2,7 @@
 
 from stepstone_operator.api._base import API_VERSION, GROUP, VERSION, Condition
 from stepstone_operator.api.workflow import Recovery, WorkflowSpec, WorkflowStatus
+from stepstone_operator.api.workflowevent import WorkflowEventSpec, WorkflowEventStatus
 from stepstone_operator.api.workflowrun import (
     NAME_MAX,
     DesiredState,
@@ -31,6 +32,8 @@ __all__ = [
     "Recovery",
     "RunError",
     "StepRef",
+    "WorkflowEventSpec",
+    "WorkflowEventStatus",
     "WorkflowRunSpec",
     "WorkflowRunStatus",
     "WorkflowSpec",

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from stepstone_operator.api._base import GROUP, VERSION
 from stepstone_operator.api.workflow import WorkflowSpec, WorkflowStatus
+from stepstone_operator.api.workflowevent import WorkflowEventSpec, WorkflowEventStatus
 from stepstone_operator.api.workflowrun import NAME_MAX, WorkflowRunSpec, WorkflowRunStatus
 
 Schema = dict[str, Any]
@@ -231,5 +232,31 @@ def workflowrun_crd() -> dict[str, Any]:
     )
 
 
+def workflowevent_crd() -> dict[str, Any]:
+    spec = schema_of(WorkflowEventSpec)
+    spec["properties"]["payload"].pop("additionalProperties", None)
+    spec["x-kubernetes-validations"] = [
+        _rule("self == oldSelf", "a WorkflowEvent's spec is immutable; create another event"),
+    ]
+    schema = _root(
+        spec,
+        schema_of(WorkflowEventStatus),
+        "A WorkflowEvent delivers an event to a WorkflowRun's wait_for_event, exactly once.",
+    )
+    return _crd(
+        kind="WorkflowEvent",
+        plural="workflowevents",
+        short_names=["wfevent"],
+        schema=schema,
+        columns=[
+            _col("Run", ".spec.runRef.name"),
+            _col("Event", ".spec.event"),
+            _col("Delivered", ".status.delivered", "boolean"),
+            _col("Step", ".status.consumedByStep", "integer"),
+            _col("Age", ".metadata.creationTimestamp", "date"),
+        ],
+    )
+
+
 def all_crds() -> list[dict[str, Any]]:
-    return [workflow_crd(), workflowrun_crd()]
+    return [workflow_crd(), workflowrun_crd(), workflowevent_crd()]

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from stepstone.cli._format import age, as_json, short, table
-from stepstone.cli._kube import Kubectl, new_name, resume_patch, run_manifest, wait_finished
+from stepstone.cli._kube import (
+    API_VERSION,
+    Kubectl,
+    new_name,
+    resume_patch,
+    run_manifest,
+    wait_finished,
+)
 from stepstone.errors import StepstoneError
 
 
@@ -175,7 +183,24 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def cmd_send_event(args: argparse.Namespace) -> int:
-    raise StepstoneError("send-event --kube is not available yet; use --database-url")
+    """Create a WorkflowEvent: the operator stores it for the run exactly once."""
+    payload = _parse(args.payload, "--payload")
+    if payload is not None and not isinstance(payload, dict):
+        raise StepstoneError("in a cluster, --payload must be a JSON object")
+    slug = re.sub(r"[^a-z0-9-]+", "-", f"{args.run_id}-{args.name}".lower()).strip("-")
+    spec: dict[str, Any] = {"runRef": {"name": args.run_id}, "event": args.name}
+    if payload is not None:
+        spec["payload"] = payload
+    if args.key:
+        spec["key"] = args.key
+    manifest = {
+        "apiVersion": API_VERSION,
+        "kind": "WorkflowEvent",
+        "metadata": {"name": new_name(slug)},
+        "spec": spec,
+    }
+    print(_kubectl(args).create(manifest))
+    return 0
 
 
 KUBE_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, create_engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from stepstone.errors import DatabaseUnavailableError
-from stepstone.store import _control, _events, _migrations, _runs, _steps
+from stepstone.store import _children, _control, _events, _migrations, _runs, _steps
 from stepstone.store._hotpath import StepWriter
 from stepstone.store.records import (
     HeartbeatReply,
@@ -292,6 +292,19 @@ class Store:
 
         self._tx(txn)
 
+    # -- children -----------------------------------------------------------------------
+    def start_child(self, **fields: Any) -> None:
+        self._tx(_children.start_child_txn, **fields)
+
+    def park_for_child(
+        self, run_id: str, epoch: int, child_run_id: str, completed_steps: int
+    ) -> bool:
+        return self._tx(_runs.park_for_child_txn, run_id, epoch, child_run_id, completed_steps)
+
+    def set_pinned(self, run_id: str, pinned_json: str) -> None:
+        """The operator pins a child run (created by its parent's runner) to a Workflow."""
+        self._tx(_runs.set_pinned_txn, run_id, pinned_json)
+
     # -- events -------------------------------------------------------------------------
     def send_event(
         self, run_id: str, name: str, payload_json: str, dedup_key: str | None = None
@@ -320,6 +333,9 @@ class Store:
             started=started,
             cleanup=cleanup,
         )
+
+    def consumed_step(self, run_id: str, dedup_key: str) -> int | None:
+        return self._tx(_events.consumed_step_txn, run_id, dedup_key)
 
     def timer_deadline(self, run_id: str, step: int, deadline: datetime | None) -> datetime | None:
         return self._tx(_events.timer_deadline_txn, run_id, step, deadline)

@@ -102,3 +102,12 @@ def timer_deadline_txn(
         {"r": run_id, "s": step},
     ).scalar()
     return value
+
+
+def consumed_step_txn(conn: Connection, run_id: str, dedup_key: str) -> int | None:
+    """Which wait_for_event step took the event sent with this key (None: not yet)."""
+    value = conn.execute(
+        text("SELECT consumed_step FROM stepstone.events WHERE run_id = :r AND dedup_key = :k"),
+        {"r": run_id, "k": dedup_key},
+    ).scalar()
+    return int(value) if value is not None else None

@@ -223,7 +223,7 @@ def finish_txn(
             " current_step = NULL, current_step_name = NULL, current_step_started_at = NULL,"
             " wake_at = NULL, waiting_for = NULL,"
             " completed_steps = coalesce(:done, completed_steps)"
-            " WHERE run_id = :r AND epoch = :e RETURNING run_id"
+            " WHERE run_id = :r AND epoch = :e RETURNING parent_run_id"
         ),
         {
             "status": str(status),
@@ -236,6 +236,8 @@ def finish_txn(
     ).first()
     if row is None:
         raise Fenced(f"run {run_id}: attempt {epoch} may not record its outcome")
+    if row[0] is not None:
+        wake_parent_txn(conn, run_id)
 
 
 def suspend_txn(
@@ -313,7 +315,10 @@ def set_status_txn(
     row = conn.execute(
         update(runs).where(runs.c.run_id == run_id).values(**changes).returning(*runs.c)
     ).one()
-    return RunRecord.from_row(row._mapping)
+    record = RunRecord.from_row(row._mapping)
+    if status.terminal and record.parent_run_id is not None:
+        wake_parent_txn(conn, run_id)
+    return record
 
 
 def record_failure_txn(
@@ -327,3 +332,61 @@ def record_failure_txn(
         update(runs).where(runs.c.run_id == run_id).values(**values).returning(*runs.c)
     ).one()
     return RunRecord.from_row(row._mapping)
+
+
+def wake_parent_txn(conn: Connection, child_run_id: str) -> None:
+    """A child run ended: a parent parked waiting for it becomes runnable again."""
+    conn.execute(
+        text(
+            "UPDATE stepstone.runs AS p SET status = 'pending', waiting_for = NULL,"
+            " wake_at = NULL, updated_at = now()"
+            " FROM stepstone.runs AS c"
+            " WHERE c.run_id = :child AND p.run_id = c.parent_run_id"
+            " AND p.status = 'waiting' AND p.waiting_for = 'child:' || c.run_id"
+        ),
+        {"child": child_run_id},
+    )
+
+
+def park_for_child_txn(
+    conn: Connection, run_id: str, epoch: int, child_run_id: str, completed_steps: int
+) -> bool:
+    """Park a parent until its child ends; False (not parked) when it has ended already.
+    Locking the child row first means a child that ends concurrently either is seen ended
+    here, or wakes the parked parent."""
+    child = conn.execute(
+        text("SELECT status FROM stepstone.runs WHERE run_id = :c FOR SHARE"),
+        {"c": child_run_id},
+    ).scalar()
+    if child is None or RunStatus(child).terminal:
+        return False
+    current = conn.execute(
+        text("SELECT epoch FROM stepstone.runs WHERE run_id = :r FOR UPDATE"), {"r": run_id}
+    ).scalar()
+    if current != epoch:
+        raise Fenced(f"run {run_id}: attempt {epoch} may not park it")
+    conn.execute(
+        update(runs)
+        .where(runs.c.run_id == run_id)
+        .values(
+            status=RunStatus.WAITING,
+            waiting_for=f"child:{child_run_id}",
+            wake_at=None,
+            current_step=None,
+            current_step_name=None,
+            current_step_started_at=None,
+            completed_steps=completed_steps,
+            updated_at=func.now(),
+        )
+    )
+    return True
+
+
+def set_pinned_txn(conn: Connection, run_id: str, pinned_json: str) -> None:
+    conn.execute(
+        text(
+            "UPDATE stepstone.runs SET pinned = CAST(:p AS jsonb), updated_at = now()"
+            " WHERE run_id = :r AND pinned IS NULL"
+        ),
+        {"r": run_id, "p": pinned_json},
+    )

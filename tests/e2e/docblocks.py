@@ -42,7 +42,7 @@ class Block:
 
     def commands(self) -> list[str]:
         """One string per command: continuation lines joined, trailing `  # notes` dropped."""
-        joined = re.sub(r"\\\n\s*", " ", self.body)
+        joined = re.sub(r"\s*\\\n\s*", " ", self.body)
         lines = (re.split(r"\s{2,}# ", line)[0].strip() for line in joined.splitlines())
         return [line for line in lines if line and not line.startswith("#")]
 

@@ -189,7 +189,7 @@ def test_install_with_an_external_database(
     assert _can_i(cluster, "create", "pods", "-n", "default")
     assert _can_i(cluster, "watch", "nodes")
     assert not _can_i(cluster, "get", "secrets", "-n", NS)
-    assert not _can_i(cluster, "update", "workflowruns.stepstone.io", "-n", NS)
+    assert not _can_i(cluster, "update", "workflowruns.stepstone.io", "-n", NS)  # patch only
     runner_sa = cluster.get("serviceaccount", f"{RELEASE}-runner", NS)
     assert runner_sa is not None and runner_sa["automountServiceAccountToken"] is False
 

@@ -161,7 +161,9 @@ def test_install_with_an_external_database(
     cluster = chart_cluster
     cluster.helm("lint", "--strict", str(REPO / "charts" / "stepstone"))
     docblocks.run("external-secret", env=env)
-    docblocks.run("external-install", env=env, helm_args=helm_args)  # includes `helm test`
+    install, _, _ = docblocks.run("external-install", env=env, helm_args=helm_args)
+    notes = install.stdout  # NOTES.txt, as the user sees it after `helm install`
+    assert "Mode: cluster-wide" in notes and "helm test stepstone -n stepstone" in notes, notes
 
     # The hook Job migrated the schema (the operator only verifies it, and does not --migrate).
     store = Store.connect(database_url)

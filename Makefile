@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: help demo test lint typecheck unit system-deps venv tools cluster-up cluster-down cluster-status bench clean
+.PHONY: chaos help demo test lint typecheck unit system-deps venv tools cluster-up cluster-down cluster-status bench clean
 
 help:
 	@echo "make demo         run an example workflow locally, kill it mid-run, resume it"
@@ -98,3 +98,15 @@ e2e-tools:
 # STEPSTONE_E2E_REQUIRED=1 (set in CI) turns those skips into failures.
 e2e: venv e2e-tools
 	PATH="$(E2E_BIN):$$PATH" $(PY) -m pytest tests/e2e -m e2e -v -rs
+
+# The full chaos suite (50 runs, 3 minutes of faults) on a private local cluster.
+chaos: system-deps venv tools
+	$(PY) -m tests.chaos --runs 50 --duration 180
+
+# Benchmarks against DBOS and the Postgres floor, recovery and scale on the local cluster;
+# writes bench/results/*.json and docs/benchmarks.md.
+bench: system-deps venv tools
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m bench.steps
+	$(PY) -m bench.recovery
+	$(PY) -m bench.report

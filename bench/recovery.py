@@ -1,23 +1,28 @@
-"""Recovery on the local control plane: how fast a lost runner pod is replaced and the run
-continues, how fast an applied WorkflowRun gets its pod, and 200 runs applied at once.
+"""Recovery on the local control plane: how fast each kind of lost runner pod is replaced
+and its run continues; how fast an applied WorkflowRun gets its pod; and the operator's
+memory and reconcile rate with 200 and 1,000 runs applied at once.
 
-    python -m bench.recovery [--trials 20] [--runs 200] [--kubeconfig PATH --database-url URL]
+    python -m bench.recovery [--trials 20] [--scale 200,1000]
 
-Without --kubeconfig it starts a private cluster, a Postgres and the operator (as the
-integration tests do). Times are taken by this process: a watch on pods records when each
-ADDED event arrives; step starts are stamped by Postgres's clock on the same machine.
+It starts a private cluster, a Postgres and the operator (as the integration tests do). Times
+are taken by this process: a watch on pods records when each ADDED event arrives; the start of
+the next step is stamped by Postgres's clock on the same machine. The kubelet admits at most
+60 pods per node, so 1,000 runs queue instead of starting 1,000 Python processes at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import signal
 import statistics
 import threading
 import time
+import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +33,15 @@ from kubernetes import client, config, watch
 from bench._common import machine, percentile, save, server_facts
 from tests.substrate import wait_for
 from tests.substrate.fixtures import session_cluster, session_scratch
+from tests.substrate.handle import ClusterHandle, KubeletHandle
 from tests.substrate.operator import OperatorProcess
 from tests.substrate.postgres import LocalPostgres
+from tests.substrate.stepstone_services import kubelet_image_args
 from tests.substrate.tools import REPO
 from tests.workflows import effects
 
 GROUP, VERSION = "stepstone.io", "v1alpha1"
+PODS_PER_NODE = 60
 
 
 class PodWatch:
@@ -43,8 +51,7 @@ class PodWatch:
         self.namespace = namespace
         self.added: dict[str, float] = {}
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
         core = client.CoreV1Api()
@@ -61,7 +68,7 @@ class PodWatch:
         self._stop.set()
 
 
-def workflow(name: str, entrypoint: str, db: str) -> dict[str, Any]:
+def workflow(name: str, entrypoint: str, db: str, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "Workflow",
@@ -70,7 +77,13 @@ def workflow(name: str, entrypoint: str, db: str) -> dict[str, Any]:
             "image": "stepstone:dev",
             "entrypoint": entrypoint,
             "env": [{"name": "PYTHONPATH", "value": str(REPO)}, {"name": effects.ENV, "value": db}],
-            "recovery": {"maxAttempts": 5, "backoffSeconds": 5},
+            "recovery": {
+                "maxAttempts": 5,
+                "backoffSeconds": 5,
+                "heartbeatTimeoutSeconds": 5,
+                "startTimeoutSeconds": 1800,
+            },
+            **spec,
         },
     }
 
@@ -89,135 +102,194 @@ def status(custom: client.CustomObjectsApi, ns: str, name: str) -> dict[str, Any
     return dict(obj.get("status") or {})
 
 
-def started_at(db: str, run_id: str, tag: str) -> list[float]:
+def started_at(db: str, run_id: str) -> list[float]:
     with psycopg.connect(db) as conn:
         rows = conn.execute(
-            "SELECT extract(epoch FROM at) FROM test_effects WHERE run_id = %s AND tag = %s"
-            " ORDER BY at",
-            (run_id, tag),
+            "SELECT extract(epoch FROM at) FROM test_effects WHERE run_id = %s AND tag ="
+            " 'long_started' ORDER BY at",
+            (run_id,),
         ).fetchall()
     return [float(r[0]) for r in rows]
 
 
-def recovery_trials(ns: str, db: str, trials: int) -> dict[str, Any]:
-    custom, core = client.CustomObjectsApi(), client.CoreV1Api()
-    pods = PodWatch(ns)
-    apply_to_pod, to_replacement, to_next_step = [], [], []
-    try:
-        for i in range(trials):
-            a, r, n = _trial(custom, core, pods, ns, db, f"recover-{i}")
-            apply_to_pod.append(a)
-            to_replacement.append(r)
-            to_next_step.append(n)
-            print(
-                f"trial {i + 1}/{trials}: apply->pod {a:.3f} s, delete->replacement "
-                f"{r:.3f} s, delete->next step {n:.3f} s",
-                flush=True,
-            )
-    finally:
-        pods.stop()
-
-    def summary(values: list[float]) -> dict[str, float]:
-        return {
-            "p50": round(statistics.median(values), 3),
-            "p95": round(percentile(values, 95), 3),
-            "max": round(max(values), 3),
-        }
-
+def summary(values: list[float]) -> dict[str, float]:
     return {
-        "trials": trials,
-        "apply_to_pod_created_s": summary(apply_to_pod),
-        "pod_deleted_to_replacement_created_s": summary(to_replacement),
-        "pod_deleted_to_next_step_started_s": summary(to_next_step),
+        "p50": round(statistics.median(values), 3),
+        "p95": round(percentile(values, 95), 3),
+        "max": round(max(values), 3),
+        "trials": len(values),
     }
 
 
-def _trial(
-    custom: client.CustomObjectsApi,
-    core: client.CoreV1Api,
-    pods: PodWatch,
-    ns: str,
-    db: str,
-    name: str,
-) -> tuple[float, float, float]:
-    """One run: apply it, delete its pod mid-step, time the replacement and the next step."""
-    t_apply = time.time()
-    custom.create_namespaced_custom_object(
-        GROUP, VERSION, ns, "workflowruns", run(name, "recoverable", {})
-    )
-    run_id = wait_for(
-        lambda: status(custom, ns, name).get("runId"), 30, description=f"{name} run id"
-    )
-    wait_for(
-        lambda: started_at(db, run_id, "long_started"),
-        60,
-        0.05,
-        description=f"{name} in its long step",
-    )
-    apply_to_pod = pods.added[f"{name}-1"] - t_apply
-    t_delete = time.time()
-    core.delete_namespaced_pod(f"{name}-1", ns)
-    wait_for(lambda: f"{name}-2" in pods.added, 30, 0.02, description=f"{name} replacement pod")
-    to_replacement = pods.added[f"{name}-2"] - t_delete
-    starts = wait_for(
-        lambda: (s := started_at(db, run_id, "long_started"))[1:] and s,
-        60,
-        0.05,
-        description=f"{name} next step",
-    )
-    wait_for(
-        lambda: status(custom, ns, name).get("phase") == "Succeeded",
-        60,
-        description=f"{name} succeeded",
-    )
-    return apply_to_pod, to_replacement, starts[1] - t_delete
+@dataclass
+class Bench:
+    cluster: ClusterHandle
+    kubelet: KubeletHandle
+    ns: str
+    db: str
+    pods: PodWatch
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi()
+
+    def trial(self, name: str, lose: Callable[[str], None]) -> tuple[float, float, float, str]:
+        """Apply a run, lose its pod mid-step with ``lose``, time the replacement and the
+        next step. Returns (apply->pod, loss->replacement, loss->next step, loss reason)."""
+        t_apply = time.time()
+        self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.ns, "workflowruns", run(name, "recoverable", {})
+        )
+        run_id = wait_for(
+            lambda: status(self.custom, self.ns, name).get("runId"),
+            30,
+            description=f"{name} run id",
+        )
+        wait_for(
+            lambda: started_at(self.db, run_id), 60, 0.05, description=f"{name} in its long step"
+        )
+        apply_to_pod = self.pods.added[f"{name}-1"] - t_apply
+        t_loss = time.time()
+        lose(f"{name}-1")
+        wait_for(
+            lambda: f"{name}-2" in self.pods.added, 120, 0.02, description=f"{name} replacement pod"
+        )
+        replaced = self.pods.added[f"{name}-2"] - t_loss
+        starts = wait_for(
+            lambda: (s := started_at(self.db, run_id))[1:] and s,
+            120,
+            0.05,
+            description=f"{name} next step",
+        )
+        done = wait_for(
+            lambda: (s := status(self.custom, self.ns, name)).get("phase") == "Succeeded" and s,
+            120,
+            description=f"{name} succeeded",
+        )
+        return apply_to_pod, replaced, starts[1] - t_loss, done["lastFailure"]["reason"]
 
 
-def many_runs(ns: str, count: int, operator_pid: int, metrics_port: int) -> dict[str, Any]:
-    custom = client.CustomObjectsApi()
-    proc = psutil.Process(operator_pid)
-    peak = [proc.memory_info().rss]
+def loss_kinds(b: Bench) -> dict[str, Callable[[str], None]]:
+    core = client.CoreV1Api()
+
+    def silence(pod: str) -> None:
+        node = core.read_namespaced_pod(pod, b.ns).spec.node_name
+        b.kubelet.silence_node(node)
+        threading.Timer(40, b.kubelet.restore_node, args=(node,)).start()
+
+    return {
+        "PodDeleted (kubectl delete pod)": lambda pod: core.delete_namespaced_pod(pod, b.ns),
+        "RunnerCrashed (SIGKILL)": lambda pod: b.kubelet.kill_pod_process(b.ns, pod),
+        "Evicted (Eviction API)": lambda pod: b.kubelet.evict_pod(b.ns, pod),
+        "Unresponsive (SIGSTOP, 5 s heartbeat timeout)": lambda pod: b.kubelet.kill_pod_process(
+            b.ns, pod, signal.SIGSTOP
+        ),
+        "NodeLost (node silenced)": silence,
+    }
+
+
+def recovery(b: Bench, trials: int) -> dict[str, Any]:
+    counts = {
+        "PodDeleted (kubectl delete pod)": trials,
+        "RunnerCrashed (SIGKILL)": trials // 2,
+        "Evicted (Eviction API)": trials // 2,
+        "Unresponsive (SIGSTOP, 5 s heartbeat timeout)": 3,
+        "NodeLost (node silenced)": 3,
+    }
+    out: dict[str, Any] = {}
+    apply_to_pod: list[float] = []
+    for kind, lose in loss_kinds(b).items():
+        replaced, next_step, reasons = [], [], set()
+        for i in range(max(1, counts[kind])):
+            name = f"r{len(apply_to_pod)}-{uuid.uuid4().hex[:4]}"
+            if kind.startswith("NodeLost"):
+                wait_for(
+                    lambda: not b.kubelet.silenced_nodes(),
+                    60,
+                    description="both nodes healthy before the next node loss",
+                )
+                wait_for(lambda: _nodes_ready(b.cluster), 60, 0.5, description="both nodes Ready")
+            a, r, n, reason = b.trial(name, lose)
+            apply_to_pod.append(a)
+            replaced.append(r)
+            next_step.append(n)
+            reasons.add(reason)
+            print(
+                f"{kind} {i + 1}: loss->replacement {r:.3f} s, loss->next step {n:.3f} s "
+                f"({reason})",
+                flush=True,
+            )
+        out[kind] = {
+            "loss_to_replacement_pod_s": summary(replaced),
+            "loss_to_next_step_s": summary(next_step),
+            "classified_as": sorted(reasons),
+        }
+    return {"by_kind": out, "apply_to_pod_created_s": summary(apply_to_pod)}
+
+
+def _nodes_ready(cluster: ClusterHandle) -> bool:
+    nodes = cluster.kubectl_json("get", "nodes")["items"]
+    return all(
+        any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
+        and not (n["spec"].get("taints") or [])
+        for n in nodes
+    )
+
+
+def scale(b: Bench, count: int, operator: OperatorProcess) -> dict[str, Any]:
+    """``count`` runs applied at once: time until all succeeded, operator peak RSS and
+    reconcile rate (from its own metrics)."""
+    ns = f"scale-{count}-{uuid.uuid4().hex[:4]}"
+    _namespace(b.cluster, ns, b.db)
+    b.cluster.apply(workflow("short", "bench.flows:short", b.db), namespace=ns)
+    proc = psutil.Process(operator.proc.pid if operator.proc else 0)
+    rss = [proc.memory_info().rss]
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.25):
-            peak.append(proc.memory_info().rss)
+            rss.append(proc.memory_info().rss)
 
     threading.Thread(target=sample, daemon=True).start()
-    reconciles_before = _reconciles(metrics_port)
+    before = _reconciles(operator.metrics_port)
     started = time.time()
+    custom = client.CustomObjectsApi()
     for i in range(count):
         custom.create_namespaced_custom_object(
             GROUP, VERSION, ns, "workflowruns", run(f"many-{i}", "short", {"steps": 3})
         )
-    created = time.time() - started
+    applied = time.time() - started
 
-    def finished() -> bool:
+    def succeeded() -> int:
         items = custom.list_namespaced_custom_object(GROUP, VERSION, ns, "workflowruns")["items"]
-        phases = [
-            (i.get("status") or {}).get("phase")
-            for i in items
-            if i["metadata"]["name"].startswith("many-")
-        ]
-        return sum(p == "Succeeded" for p in phases) == count
+        return sum((i.get("status") or {}).get("phase") == "Succeeded" for i in items)
 
-    wait_for(finished, 900, 1.0, description=f"{count} runs Succeeded")
+    last = [0.0]
+
+    def all_done() -> bool:
+        n = succeeded()
+        if time.time() - last[0] > 15:
+            last[0] = time.time()
+            print(f"  {count} runs: {n} succeeded after {time.time() - started:.0f} s", flush=True)
+        return n == count
+
+    wait_for(all_done, 3600, 2.0, description=f"{count} runs Succeeded")
     elapsed = time.time() - started
     done.set()
-    reconciles = _reconciles(metrics_port) - reconciles_before
+    reconciles = _reconciles(operator.metrics_port) - before
     return {
         "runs": count,
-        "apply_seconds": round(created, 1),
+        "apply_seconds": round(applied, 1),
         "all_succeeded_after_s": round(elapsed, 1),
-        "operator_peak_rss_mib": round(max(peak) / 2**20, 1),
+        "runs_per_second": round(count / elapsed, 2),
+        "operator_peak_rss_mib": round(max(rss) / 2**20, 1),
+        "operator_idle_rss_mib": round(rss[0] / 2**20, 1),
         "reconciles": int(reconciles),
         "reconciles_per_second": round(reconciles / elapsed, 1),
     }
 
 
 def _reconciles(port: int) -> float:
-    import urllib.request
-
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     for line in text.splitlines():
         if line.startswith("stepstone_reconcile_seconds_count"):
@@ -225,15 +297,32 @@ def _reconciles(port: int) -> float:
     return 0.0
 
 
+def _namespace(cluster: ClusterHandle, ns: str, db: str) -> None:
+    cluster.kubectl("create", "namespace", ns)
+    wait_for(
+        lambda: cluster.get("serviceaccount", "default", ns),
+        30,
+        description=f"{ns}'s default ServiceAccount",
+    )
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "stepstone-database"},
+            "data": {"url": base64.b64encode(db.encode()).decode()},
+        },
+        namespace=ns,
+    )
+
+
 @contextmanager
-def environment(args: argparse.Namespace) -> Iterator[tuple[str, OperatorProcess]]:
+def environment() -> Iterator[tuple[ClusterHandle, str, OperatorProcess]]:
     with ExitStack() as stack:
-        if args.kubeconfig:
-            raise SystemExit(
-                "--kubeconfig needs the operator's pid and metrics port; "
-                "run without it to start everything here"
-            )
-        handle = stack.enter_context(session_cluster(session_scratch()))
+        args = (
+            *kubelet_image_args(),
+            f"--capacity=cpu=16,memory=64Gi,pods={PODS_PER_NODE},ephemeral-storage=100Gi",
+        )
+        handle = stack.enter_context(session_cluster(session_scratch(), kubelet_args=args))
         pg = LocalPostgres.create()
         pg.start()
         stack.callback(pg.destroy)
@@ -251,76 +340,50 @@ def environment(args: argparse.Namespace) -> Iterator[tuple[str, OperatorProcess
         op.start()
         stack.callback(op.stop)
         config.load_kube_config(str(handle.kubeconfig))
-        yield db, op
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--kubeconfig")
-    parser.add_argument("--no-save", action="store_true")
-    args = parser.parse_args()
-    with environment(args) as (db, op):
-        core = client.CoreV1Api()
-        ns = f"bench-{uuid.uuid4().hex[:6]}"
-        core.create_namespace({"metadata": {"name": ns}})
         wait_for(
-            lambda: core.list_namespaced_service_account(ns).items,
-            30,
-            description="the namespace's default ServiceAccount",
-        )
-        core.create_namespaced_secret(
-            ns,
-            {
-                "metadata": {"name": "stepstone-database"},
-                "data": {"url": base64.b64encode(db.encode()).decode()},
-            },
-        )
-        custom = client.CustomObjectsApi()
-        for name, entry in (
-            ("recoverable", "bench.flows:recoverable"),
-            ("short", "bench.flows:short"),
-        ):
-            custom.create_namespaced_custom_object(
-                GROUP, VERSION, ns, "workflows", workflow(name, entry, db)
-            )
-        wait_for(
-            lambda: op.alive() and _reconciles(op.metrics_port) >= 0,
+            lambda: _reconciles(op.metrics_port) >= 0,
             60,
             0.5,
             description="the operator's metrics",
             ignore=(OSError,),
         )
-        recovery = recovery_trials(ns, db, args.trials)
-        many = many_runs(ns, args.runs, op.proc.pid if op.proc else 0, op.metrics_port)
-        result = {
-            "recovery": recovery,
-            "many_runs": many,
-            "postgres": server_facts(db),
-            "machine": machine(),
-        }
-    r = recovery
-    print()
-    print(
-        f"apply -> pod created:            p50 {r['apply_to_pod_created_s']['p50']:.3f} s  "
-        f"p95 {r['apply_to_pod_created_s']['p95']:.3f} s"
-    )
-    print(
-        f"pod deleted -> replacement pod:  p50 "
-        f"{r['pod_deleted_to_replacement_created_s']['p50']:.3f} s  p95 "
-        f"{r['pod_deleted_to_replacement_created_s']['p95']:.3f} s   (goal: p50 under 1 s)"
-    )
-    print(
-        f"pod deleted -> next step starts: p50 "
-        f"{r['pod_deleted_to_next_step_started_s']['p50']:.3f} s  p95 "
-        f"{r['pod_deleted_to_next_step_started_s']['p95']:.3f} s"
-    )
-    print(
-        f"{many['runs']} runs applied at once: all Succeeded after "
-        f"{many['all_succeeded_after_s']} s; operator peak RSS {many['operator_peak_rss_mib']} "
-        f"MiB; {many['reconciles_per_second']} reconciles/s"
-    )
+        yield handle, db, op
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--scale", default="200,1000", help="run counts for the scale test")
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args()
+    with environment() as (cluster, db, operator):
+        assert cluster.kubelet is not None
+        ns = f"bench-{uuid.uuid4().hex[:6]}"
+        _namespace(cluster, ns, db)
+        cluster.apply(workflow("recoverable", "bench.flows:recoverable", db), namespace=ns)
+        pods = PodWatch(ns)
+        bench = Bench(cluster, cluster.kubelet, ns, db, pods)
+        try:
+            result: dict[str, Any] = {"recovery": recovery(bench, args.trials)}
+        finally:
+            pods.stop()
+        result["scale"] = [scale(bench, int(n), operator) for n in args.scale.split(",") if n]
+        result["postgres"] = server_facts(db)
+        result["machine"] = machine()
+        result["pods_per_node"] = PODS_PER_NODE
+    for kind, r in result["recovery"]["by_kind"].items():
+        print(
+            f"{kind:48} replacement p50 {r['loss_to_replacement_pod_s']['p50']:7.3f} s  "
+            f"next step p50 {r['loss_to_next_step_s']['p50']:7.3f} s"
+        )
+    a = result["recovery"]["apply_to_pod_created_s"]
+    print(f"apply -> pod created: p50 {a['p50']:.3f} s, p95 {a['p95']:.3f} s")
+    for s in result["scale"]:
+        print(
+            f"{s['runs']} runs at once: all Succeeded after {s['all_succeeded_after_s']} s; "
+            f"operator peak RSS {s['operator_peak_rss_mib']} MiB; "
+            f"{s['reconciles_per_second']} reconciles/s"
+        )
     if not args.no_save:
         print(f"saved {save('recovery', result)}")
 

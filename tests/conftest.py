@@ -21,11 +21,11 @@ TEMPLATE = "stepstone_template"
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """A superuser URL of the session's Postgres server (database ``postgres``)."""
-    given = os.environ.get("STEPSTONE_TEST_DATABASE_URL")
-    if given:
-        yield given
+def postgres_instance() -> Iterator[LocalPostgres | None]:
+    """The session's Postgres server when this session started it (chaos tests restart it);
+    None when ``STEPSTONE_TEST_DATABASE_URL`` names one."""
+    if os.environ.get("STEPSTONE_TEST_DATABASE_URL"):
+        yield None
         return
     try:
         server = LocalPostgres.create()
@@ -33,9 +33,17 @@ def postgres_server() -> Iterator[str]:
         pytest.skip(str(exc))
     server.start()
     try:
-        yield server.url
+        yield server
     finally:
         server.destroy()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(postgres_instance: LocalPostgres | None) -> str:
+    """A superuser URL of the session's Postgres server (database ``postgres``)."""
+    if postgres_instance is None:
+        return os.environ["STEPSTONE_TEST_DATABASE_URL"]
+    return postgres_instance.url
 
 
 def _with_database(url: str, name: str) -> str:

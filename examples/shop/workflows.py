@@ -73,3 +73,29 @@ def hello(name: str = "world") -> str:
 @stepstone.step
 def greet(name: str) -> str:
     return f"hello, {name}"
+
+
+@stepstone.step
+def check_refund(order_id: int, cents: int) -> dict[str, object]:
+    _work()
+    return {"order_id": order_id, "cents": cents, "eligible": cents <= 10_000}
+
+
+@stepstone.step
+def issue_refund(order_id: int, cents: int, approved_by: str) -> str:
+    _work()
+    return f"refunded {cents} cents on order {order_id}, approved by {approved_by}"
+
+
+@stepstone.workflow
+def refund(order_id: int, cents: int = 2_500) -> dict[str, object]:
+    """Waits (durably, holding no pod) for an `approval` event before refunding."""
+    check = check_refund(order_id, cents)
+    if not check["eligible"]:
+        return {"order_id": order_id, "refunded": False}
+    try:
+        approval = stepstone.wait_for_event("approval", timeout=7 * 24 * 3600)
+    except stepstone.EventTimeoutError:
+        return {"order_id": order_id, "refunded": False, "reason": "no approval in a week"}
+    receipt = issue_refund(order_id, cents, str(approval.get("approved_by", "someone")))
+    return {"order_id": order_id, "refunded": True, "receipt": receipt}

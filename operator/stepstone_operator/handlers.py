@@ -38,6 +38,9 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> dict[st
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.peering.standalone = True
+        # Namespaced RBAC cannot list namespaces or CRDs cluster-wide: without this, kopf
+        # retries those scans for about a minute before it serves anything.
+        settings.scanning.disabled = bool(config.namespaces)
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
         settings.networking.request_timeout = 60

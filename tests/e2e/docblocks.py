@@ -9,7 +9,8 @@ marker naming it and saying where it is exercised::
     ```
 
 `(substrate)` blocks run in tests/integration/test_chart_install.py on the local control plane,
-`(kind)` blocks in the kind suite (they need Docker or a real cluster). tests/unit/
+`(kind)` blocks in the kind suite (they need Docker or a real cluster), `(readme)` blocks (the
+README's) in tests/integration/test_readme.py. tests/unit/
 test_chart_docs.py checks that every block has a marker and that a test runs each id.
 """
 
@@ -24,8 +25,11 @@ from pathlib import Path
 
 from tests.substrate.tools import REPO
 
-DOCS = tuple(REPO / "docs" / name for name in ("install.md", "operating.md", "troubleshooting.md"))
-WHERE = ("substrate", "kind")
+DOCS = (
+    REPO / "README.md",
+    *(REPO / "docs" / name for name in ("install.md", "operating.md", "troubleshooting.md")),
+)
+WHERE = ("substrate", "kind", "readme")
 
 _BLOCK = re.compile(
     r"<!-- test: (?P<id>[a-z0-9-]+) \((?P<where>[a-z]+)\) -->\n```sh\n(?P<body>.*?)```", re.S
@@ -109,3 +113,44 @@ def run(
             )
         results.append(result)
     return results
+
+
+def run_script(
+    block_id: str,
+    *,
+    env: Mapping[str, str],
+    replace: Mapping[str, str] | None = None,
+    cwd: Path = REPO,
+    timeout: float = 600.0,
+) -> subprocess.CompletedProcess[str]:
+    """Run a block as one bash script, as a user pasting it into a shell would: an `export`
+    carries over to the next line. Stops at the first failing command."""
+    block = blocks()[block_id]
+    script = block.body
+    for old, new in (replace or {}).items():
+        script = script.replace(old, new)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=cwd,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise DocCommandError(
+            f"{block.doc.name} block {block_id!r} exited {result.returncode}\n"
+            f"stdout: {result.stdout[-4000:]}\nstderr: {result.stderr[-4000:]}"
+        )
+    return result
+
+
+def same_commands(block_id: str, ran_as: str) -> None:
+    """`block_id` repeats commands of `ran_as` (which a suite runs): each of its commands
+    appears there, in the same order, so running `ran_as` exercises them."""
+    mine = blocks()[block_id].commands()
+    theirs = iter(blocks()[ran_as].commands())
+    for command in mine:
+        if command not in theirs:
+            raise AssertionError(f"{block_id!r}: `{command}` is not in {ran_as!r} (in order)")

@@ -251,13 +251,13 @@ def test_helm_test_fails_when_its_run_fails_and_upgrades_migrate(
     chart = str(REPO / "charts" / "stepstone")
     chart_cluster.helm(
         "upgrade", RELEASE, chart, "-n", NS, "--reuse-values", "--wait",
-        "--set", "test.entrypoint=shop.workflows:no_such_workflow", *helm_args,
+        "--set", "test.entrypoint=stepstone.testing:no_such_workflow", *helm_args,
     )  # fmt: skip
     failed = chart_cluster.helm("test", RELEASE, "-n", NS, check=False)
     assert failed.returncode != 0, failed.stdout
     [log] = docblocks.run("helm-test-failed", env=env)
     assert "no_such_workflow" in log.stdout, log.stdout
-    restored = [*helm_args, "--set", "test.entrypoint=shop.workflows:hello"]
+    restored = [*helm_args, "--set", "test.entrypoint=stepstone.testing:hello"]
     docblocks.run("upgrade", env=env, helm_args=restored)  # the pre-upgrade hook migrates again
     history = chart_cluster.helm("history", RELEASE, "-n", NS, "-o", "json").stdout
     assert [r["status"] for r in json.loads(history)][-1] == "deployed"
@@ -301,8 +301,7 @@ def test_namespaced_mode_holds_nothing_cluster_scoped(
     assert not _can_i(cluster, "watch", "nodes")
     args = _operator_pod(cluster)["spec"]["containers"][0]["args"]
     assert {"--namespace=stepstone", "--namespace=team-a", "--no-nodes"} <= set(args)
-    # kopf first retries cluster-scoped listings it may not do (docs/troubleshooting.md).
-    team_a = scenarios.Target(cluster, "team-a", flows_image="stepstone:dev", timeout=180)
+    team_a = scenarios.Target(cluster, "team-a", flows_image="stepstone:dev")
     scenarios.a_run_completes(team_a, "namespaced-run")
 
 

@@ -52,13 +52,29 @@ def test_concurrent_migrations_apply_each_migration_once(empty_url: str) -> None
     store.close()
 
 
-def test_a_newer_schema_is_refused(store: Store) -> None:
+def test_a_newer_additive_schema_is_accepted_an_incompatible_one_refused(
+    store: Store,
+) -> None:
+    """Runs pinned to an older image keep working after additive migrations."""
     with store.engine.begin() as conn:
         conn.exec_driver_sql(
-            "INSERT INTO stepstone.schema_version (version, name) VALUES (999, 'future')"
+            "INSERT INTO stepstone.schema_version (version, name) VALUES (998, 'additive')"
         )
-    with pytest.raises(SchemaVersionError, match="upgrade stepstone"):
+    assert store.verify() == 998
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO stepstone.schema_version (version, name, compatible)"
+            " VALUES (999, 'breaking', false)"
+        )
+    with pytest.raises(SchemaVersionError, match=r"migration 999 \(breaking\) is incompatible"):
         store.verify()
+
+
+def test_migrations_declare_incompatibility_in_their_sql() -> None:
+    from stepstone.store._migrations import INCOMPATIBLE_MARK, Migration
+
+    assert Migration(3, "x", "ALTER TABLE t ADD COLUMN c int;").compatible
+    assert not Migration(3, "x", f"{INCOMPATIBLE_MARK}\nALTER TABLE t DROP COLUMN c;").compatible
 
 
 def test_table_descriptions_match_the_migrations(store: Store) -> None:

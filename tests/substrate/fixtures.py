@@ -13,6 +13,7 @@ import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from tests.substrate.cluster import (
@@ -60,7 +61,9 @@ def handle_for(info: ClusterInfo, *, die_with_parent: bool = False) -> ClusterHa
 
 
 @contextmanager
-def session_cluster(scratch: Path) -> Iterator[ClusterHandle]:
+def session_cluster(
+    scratch: Path, *, kubelet_args: tuple[str, ...] | None = None
+) -> Iterator[ClusterHandle]:
     """Reuse the cluster of $STEPSTONE_KUBECONFIG, or start a private one under `scratch`.
 
     Raises ToolsMissingError when the binaries are not built (the fixture turns it into a skip).
@@ -83,6 +86,8 @@ def session_cluster(scratch: Path) -> Iterator[ClusterHandle]:
     bin_dir = find_tools()
     reap_crashed_sessions(scratch)
     config = ClusterConfig(state_dir=scratch, bin_dir=bin_dir, die_with_parent=True)
+    if kubelet_args is not None:
+        config = replace(config, kubelet_args=kubelet_args)
     info = start_cluster(config)
     try:
         yield handle_for(info, die_with_parent=True)

@@ -21,6 +21,7 @@ from tests.substrate.tools import REPO
 RUNNERS = {
     "substrate": REPO / "tests" / "integration" / "test_chart_install.py",
     "kind": REPO / "tests" / "e2e",
+    "readme": REPO / "tests" / "integration" / "test_readme.py",
 }
 
 
@@ -41,9 +42,9 @@ def test_every_command_block_of_the_docs_is_marked() -> None:
 def test_every_docs_block_is_run_by_the_suite_its_marker_names() -> None:
     for block_id, block in docblocks.blocks().items():
         source = _sources(block.where)
-        assert re.search(rf'docblocks\.run\(\s*"{block_id}"', source), (
-            f"{block.doc.name} block {block_id!r} is marked {block.where} but no test there runs it"
-        )
+        assert re.search(
+            rf'docblocks\.(?:run|run_script|same_commands)\(\s*"{block_id}"', source
+        ), f"{block.doc.name} block {block_id!r} is marked {block.where} but no test there runs it"
 
 
 def test_commands_are_split_as_a_shell_would_see_them() -> None:

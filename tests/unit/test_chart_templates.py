@@ -263,8 +263,8 @@ def test_helm_test_hooks(helm: Path) -> None:
         "Pod", "Role", "RoleBinding", "ServiceAccount", "Workflow", "WorkflowRun",
     ]  # fmt: skip
     workflow = one(hooks, "Workflow")
-    assert workflow["spec"]["image"] == "stepstone/examples:t1"
-    assert workflow["spec"]["entrypoint"] == "shop.workflows:hello"
+    assert workflow["spec"]["image"] == "stepstone:t1"
+    assert workflow["spec"]["entrypoint"] == "stepstone.testing:hello"
     pod = one(hooks, "Pod")
     assert (CHART / "files" / "helm-test.py").read_text() == pod["spec"]["containers"][0][
         "command"

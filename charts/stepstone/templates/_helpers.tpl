@@ -44,7 +44,7 @@ app.kubernetes.io/part-of: stepstone
 
 {{- define "stepstone.testImage" -}}
 {{- $tag := .Values.test.image.tag | default .Values.image.tag | default .Chart.AppVersion }}
-{{- printf "%s:%s" .Values.test.image.repository $tag }}
+{{- printf "%s:%s" (.Values.test.image.repository | default .Values.image.repository) $tag }}
 {{- end }}
 
 {{- define "stepstone.operatorServiceAccount" -}}

@@ -3,7 +3,12 @@
 Why numbered SQL rather than Alembic: the schema is small, reviewers read plain SQL, and the
 runner must not need migration tooling at start. ``migrate`` is called by whoever owns the
 database (the CLI for its local database, the chart's hook Job or the operator in a cluster);
-every other process calls ``verify`` and refuses to start on a version it does not know.
+every other process calls ``verify``.
+
+Compatibility: a migration is additive unless its file says ``-- stepstone: incompatible``
+on a line of its own. Code older than the database may run against it when every newer
+migration is additive (runs pinned to an older workflow image keep working after an upgrade);
+code newer than the database must wait for ``migrate``.
 """
 
 from __future__ import annotations
@@ -24,11 +29,19 @@ _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _LOCK_KEY = 0x5735_7011
 
 
+INCOMPATIBLE_MARK = "-- stepstone: incompatible"
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
     name: str
     sql: str
+
+    @property
+    def compatible(self) -> bool:
+        """Can code that predates this migration still use the schema after it?"""
+        return INCOMPATIBLE_MARK not in (line.strip() for line in self.sql.splitlines())
 
 
 def available() -> list[Migration]:
@@ -70,6 +83,12 @@ def migrate_txn(conn: Connection) -> list[int]:
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
     )
+    conn.execute(
+        text(
+            "ALTER TABLE stepstone.schema_version"
+            " ADD COLUMN IF NOT EXISTS compatible boolean NOT NULL DEFAULT true"
+        )
+    )
     current = _current_version_txn(conn) or 0
     target = target_version()
     if current > target:
@@ -84,8 +103,11 @@ def migrate_txn(conn: Connection) -> list[int]:
         log.info("applying migration", extra={"version": mig.version, "migration": mig.name})
         conn.exec_driver_sql(mig.sql)
         conn.execute(
-            text("INSERT INTO stepstone.schema_version (version, name) VALUES (:v, :n)"),
-            {"v": mig.version, "n": mig.name},
+            text(
+                "INSERT INTO stepstone.schema_version (version, name, compatible)"
+                " VALUES (:v, :n, :c)"
+            ),
+            {"v": mig.version, "n": mig.name, "c": mig.compatible},
         )
         applied.append(mig.version)
     return applied
@@ -100,9 +122,23 @@ def verify_txn(conn: Connection) -> int:
             "the stepstone schema is not installed in this database; run "
             "`stepstone db migrate` (or install the chart, whose hook does it)"
         )
-    if current != target:
-        hint = "run `stepstone db migrate`" if current < target else "upgrade stepstone"
+    if current < target:
         raise SchemaVersionError(
-            f"database schema is version {current} but this stepstone needs {target}; {hint}"
+            f"database schema is version {current} but this stepstone needs {target}; "
+            "run `stepstone db migrate`"
         )
+    if current > target:
+        breaking = conn.execute(
+            text(
+                "SELECT version, name FROM stepstone.schema_version"
+                " WHERE version > :t AND NOT coalesce(compatible, false) ORDER BY version"
+            ),
+            {"t": target},
+        ).first()
+        if breaking is not None:
+            raise SchemaVersionError(
+                f"database schema is version {current}; migration {breaking[0]} "
+                f"({breaking[1]}) is incompatible with this stepstone (schema {target}): "
+                "upgrade stepstone (rebuild the workflow image on a newer stepstone)"
+            )
     return current

@@ -119,4 +119,5 @@ schema_version = Table(
     Column("version", Integer, primary_key=True),
     Column("name", Text, nullable=False),
     _ts("applied_at", nullable=False),
+    Column("compatible", Boolean, nullable=False),
 )

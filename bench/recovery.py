@@ -13,17 +13,14 @@ the next step is stamped by Postgres's clock on the same machine. The kubelet ad
 from __future__ import annotations
 
 import argparse
-import base64
 import signal
 import statistics
 import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -32,11 +29,13 @@ from kubernetes import client, config, watch
 
 from bench._common import machine, percentile, save, server_facts
 from tests.substrate import wait_for
-from tests.substrate.fixtures import session_cluster, session_scratch
 from tests.substrate.handle import ClusterHandle, KubeletHandle
 from tests.substrate.operator import OperatorProcess
-from tests.substrate.postgres import LocalPostgres
-from tests.substrate.stepstone_services import kubelet_image_args
+from tests.substrate.stepstone_services import (
+    PrivateStepstone,
+    kubelet_image_args,
+    private_stepstone,
+)
 from tests.substrate.tools import REPO
 from tests.workflows import effects
 
@@ -123,11 +122,18 @@ def summary(values: list[float]) -> dict[str, float]:
 
 @dataclass
 class Bench:
-    cluster: ClusterHandle
+    env: PrivateStepstone
     kubelet: KubeletHandle
     ns: str
-    db: str
     pods: PodWatch
+
+    @property
+    def cluster(self) -> ClusterHandle:
+        return self.env.cluster
+
+    @property
+    def db(self) -> str:
+        return self.env.database_url
 
     @property
     def custom(self) -> client.CustomObjectsApi:
@@ -239,8 +245,7 @@ def _nodes_ready(cluster: ClusterHandle) -> bool:
 def scale(b: Bench, count: int, operator: OperatorProcess) -> dict[str, Any]:
     """``count`` runs applied at once: time until all succeeded, operator peak RSS and
     reconcile rate (from its own metrics)."""
-    ns = f"scale-{count}-{uuid.uuid4().hex[:4]}"
-    _namespace(b.cluster, ns, b.db)
+    ns = b.env.namespace(f"scale-{count}-{uuid.uuid4().hex[:4]}")
     b.cluster.apply(workflow("short", "bench.flows:short", b.db), namespace=ns)
     proc = psutil.Process(operator.proc.pid if operator.proc else 0)
     rss = [proc.memory_info().rss]
@@ -297,78 +302,38 @@ def _reconciles(port: int) -> float:
     return 0.0
 
 
-def _namespace(cluster: ClusterHandle, ns: str, db: str) -> None:
-    cluster.kubectl("create", "namespace", ns)
-    wait_for(
-        lambda: cluster.get("serviceaccount", "default", ns),
-        30,
-        description=f"{ns}'s default ServiceAccount",
-    )
-    cluster.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "stepstone-database"},
-            "data": {"url": base64.b64encode(db.encode()).decode()},
-        },
-        namespace=ns,
-    )
-
-
-@contextmanager
-def environment() -> Iterator[tuple[ClusterHandle, str, OperatorProcess]]:
-    with ExitStack() as stack:
-        args = (
-            *kubelet_image_args(),
-            f"--capacity=cpu=16,memory=64Gi,pods={PODS_PER_NODE},ephemeral-storage=100Gi",
-        )
-        handle = stack.enter_context(session_cluster(session_scratch(), kubelet_args=args))
-        pg = LocalPostgres.create()
-        pg.start()
-        stack.callback(pg.destroy)
-        db = pg.url_for("bench")
-        with psycopg.connect(pg.url, autocommit=True) as conn:
-            conn.execute("CREATE DATABASE bench")
-        effects.install(db)
-        handle.kubectl("apply", "-f", str(REPO / "crds"))
-        op = OperatorProcess(
-            kubeconfig=Path(handle.kubeconfig),
-            database_url=db,
-            log=Path(handle.state_dir) / "operator.log",
-            extra_args=("--migrate",),
-        )
-        op.start()
-        stack.callback(op.stop)
-        config.load_kube_config(str(handle.kubeconfig))
-        wait_for(
-            lambda: _reconciles(op.metrics_port) >= 0,
-            60,
-            0.5,
-            description="the operator's metrics",
-            ignore=(OSError,),
-        )
-        yield handle, db, op
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--scale", default="200,1000", help="run counts for the scale test")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
-    with environment() as (cluster, db, operator):
-        assert cluster.kubelet is not None
-        ns = f"bench-{uuid.uuid4().hex[:6]}"
-        _namespace(cluster, ns, db)
-        cluster.apply(workflow("recoverable", "bench.flows:recoverable", db), namespace=ns)
+    kubelet_args = (
+        *kubelet_image_args(),
+        f"--capacity=cpu=16,memory=64Gi,pods={PODS_PER_NODE},ephemeral-storage=100Gi",
+    )
+    with private_stepstone("bench", kubelet_args=kubelet_args) as env:
+        assert env.cluster.kubelet is not None
+        config.load_kube_config(str(env.cluster.kubeconfig))
+        wait_for(
+            lambda: _reconciles(env.operator.metrics_port) >= 0,
+            60,
+            0.5,
+            description="the operator's metrics",
+            ignore=(OSError,),
+        )
+        ns = env.namespace(f"bench-{uuid.uuid4().hex[:6]}")
+        env.cluster.apply(
+            workflow("recoverable", "bench.flows:recoverable", env.database_url), namespace=ns
+        )
         pods = PodWatch(ns)
-        bench = Bench(cluster, cluster.kubelet, ns, db, pods)
+        bench = Bench(env, env.cluster.kubelet, ns, pods)
         try:
             result: dict[str, Any] = {"recovery": recovery(bench, args.trials)}
         finally:
             pods.stop()
-        result["scale"] = [scale(bench, int(n), operator) for n in args.scale.split(",") if n]
-        result["postgres"] = server_facts(db)
+        result["scale"] = [scale(bench, int(n), env.operator) for n in args.scale.split(",") if n]
+        result["postgres"] = server_facts(env.database_url)
         result["machine"] = machine()
         result["pods_per_node"] = PODS_PER_NODE
     for kind, r in result["recovery"]["by_kind"].items():

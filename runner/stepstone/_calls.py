@@ -166,33 +166,65 @@ def _record_failure(
     state.emit(StepEvent("failed", n, opts.name, attempt, time.time() - started, str(exc)))
 
 
-# -- sync steps ----------------------------------------------------------------------------
-def call_step(
-    opts: StepOptions, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
+# -- sync and async steps share their start and their error handling ----------------------
+@dataclass
+class _Replayed:
+    value: Any
+
+
+@dataclass(frozen=True)
+class _Call:
+    state: RunState
+    n: int
+    started: float
+
+
+def _start_call(opts: StepOptions) -> _Call | _Replayed | None:
+    """None: a plain call (outside a workflow, or inside another step); a replayed outcome;
+    or a step to execute, past its boundary."""
     state = current()
     if state is None or _in_step.get():
-        return fn(*args, **kwargs)
+        return None
     n = state.take_step()
     rec = state.replay(n, opts.name, StepKind.STEP)
     if rec is not None:
-        return _replayed(rec)
+        return _Replayed(_replayed(rec))
     state.boundary(n)
-    started = time.time()
+    return _Call(state, n, time.time())
+
+
+def _retry_or_record(call: _Call, opts: StepOptions, exc: Exception, attempt: int) -> float | None:
+    """The delay before the next try, or None once the failure is recorded (re-raise it)."""
+    delay = _retry_delay(opts, exc, attempt)
+    if delay is None:
+        _record_failure(call.state, call.n, opts, exc, call.started, attempt)
+        return None
+    call.state.emit(StepEvent("retrying", call.n, opts.name, attempt, None, str(exc)))
+    return delay
+
+
+def call_step(
+    opts: StepOptions, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    call = _start_call(opts)
+    if call is None:
+        return fn(*args, **kwargs)
+    if isinstance(call, _Replayed):
+        return call.value
     attempt = 0
     while True:
         attempt += 1
         try:
-            result = _run_sync_body(state, n, opts, attempt, started, fn, args, kwargs)
+            result = _run_sync_body(
+                call.state, call.n, opts, attempt, call.started, fn, args, kwargs
+            )
         except Exception as exc:
-            delay = _retry_delay(opts, exc, attempt)
+            delay = _retry_or_record(call, opts, exc, attempt)
             if delay is None:
-                _record_failure(state, n, opts, exc, started, attempt)
                 raise
-            state.emit(StepEvent("retrying", n, opts.name, attempt, None, str(exc)))
-            state.wait(delay)
+            call.state.wait(delay)
             continue
-        return _finish_success(state, n, opts, result, started, attempt)
+        return _finish_success(call.state, call.n, opts, result, call.started, attempt)
 
 
 def _run_sync_body(
@@ -252,37 +284,32 @@ async def call_async_step(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
-    state = current()
-    if state is None or _in_step.get():
+    call = _start_call(opts)
+    if call is None:
         return await fn(*args, **kwargs)
-    n = state.take_step()
-    rec = state.replay(n, opts.name, StepKind.STEP)
-    if rec is not None:
-        return _replayed(rec)
-    state.boundary(n)
-    started = time.time()
+    if isinstance(call, _Replayed):
+        return call.value
+    state, n = call.state, call.n
     attempt = 0
     while True:
         attempt += 1
-        state.enter(n, opts.name, started, attempt)
+        state.enter(n, opts.name, call.started, attempt)
         state.emit(StepEvent("started", n, opts.name, attempt))
         step_token = _current_step.set((n, opts.name, attempt))
         in_token = _in_step.set(True)
         try:
             result = await _cancellable(state, n, fn(*args, **kwargs), opts.timeout, opts.name)
         except Exception as exc:
-            delay = _retry_delay(opts, exc, attempt)
+            delay = _retry_or_record(call, opts, exc, attempt)
             if delay is None:
-                _record_failure(state, n, opts, exc, started, attempt)
                 raise
-            state.emit(StepEvent("retrying", n, opts.name, attempt, None, str(exc)))
             await state.wait_async(delay)
             continue
         finally:
             _in_step.reset(in_token)
             _current_step.reset(step_token)
             state.leave(n)
-        return _finish_success(state, n, opts, result, started, attempt)
+        return _finish_success(state, n, opts, result, call.started, attempt)
 
 
 async def _cancellable(
@@ -474,11 +501,6 @@ async def wait_for_event_async(name: str, timeout: float | None = None) -> Any:
         if taken:
             return payload
         await wait.state.wait_async(wait.next_pause())
-
-
-@dataclass
-class _Replayed:
-    value: Any
 
 
 def _start_wait(name: str, timeout: float | None) -> _Wait | _Replayed:

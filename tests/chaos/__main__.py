@@ -5,22 +5,14 @@ check fails. The summary table is printed and saved to bench/results/chaos.txt."
 from __future__ import annotations
 
 import argparse
-import base64
 import secrets
 import sys
 import uuid
-from pathlib import Path
-
-import psycopg
 
 from tests.chaos.faults import Environment
 from tests.chaos.run import ChaosConfig, new_rng, run_chaos
-from tests.substrate import wait_for
-from tests.substrate.fixtures import session_cluster, session_scratch
-from tests.substrate.operator import OperatorProcess
-from tests.substrate.postgres import LocalPostgres
+from tests.substrate.stepstone_services import private_stepstone
 from tests.substrate.tools import REPO
-from tests.workflows import effects
 
 
 def main() -> int:
@@ -39,54 +31,19 @@ def main() -> int:
         settle_timeout=args.settle_timeout,
         seed=seed,
     )
-    postgres = LocalPostgres.create()
-    postgres.start()
-    try:
-        with session_cluster(session_scratch()) as cluster:
-            assert cluster.kubelet is not None
-            db = postgres.url_for("chaos")
-            with psycopg.connect(postgres.url, autocommit=True) as conn:
-                conn.execute("CREATE DATABASE chaos")
-            effects.install(db)
-            cluster.kubectl("apply", "-f", str(REPO / "crds"))
-            operator = OperatorProcess(
-                kubeconfig=Path(cluster.kubeconfig),
-                database_url=db,
-                log=Path(cluster.state_dir) / "operator.log",
-                extra_args=("--migrate",),
-            )
-            operator.start()
-            try:
-                namespace = f"chaos-{uuid.uuid4().hex[:6]}"
-                cluster.kubectl("create", "namespace", namespace)
-                wait_for(
-                    lambda: cluster.get("serviceaccount", "default", namespace),
-                    30,
-                    description="the namespace's default ServiceAccount",
-                )
-                cluster.apply(
-                    {
-                        "apiVersion": "v1",
-                        "kind": "Secret",
-                        "metadata": {"name": "stepstone-database"},
-                        "data": {"url": base64.b64encode(db.encode()).decode()},
-                    },
-                    namespace=namespace,
-                )
-                env = Environment(
-                    cluster=cluster,
-                    kubelet=cluster.kubelet,
-                    operator=operator,
-                    postgres=postgres,
-                    namespace=namespace,
-                    workflow="chaos",
-                    rng=new_rng(seed),
-                )
-                report = run_chaos(env, db, config)
-            finally:
-                operator.stop()
-    finally:
-        postgres.destroy()
+    with private_stepstone("chaos") as stepstone:
+        assert stepstone.cluster.kubelet is not None
+        namespace = stepstone.namespace(f"chaos-{uuid.uuid4().hex[:6]}")
+        env = Environment(
+            cluster=stepstone.cluster,
+            kubelet=stepstone.cluster.kubelet,
+            operator=stepstone.operator,
+            postgres=stepstone.postgres,
+            namespace=namespace,
+            workflow="chaos",
+            rng=new_rng(seed),
+        )
+        report = run_chaos(env, stepstone.database_url, config)
     table = report.table()
     print(table)
     out = REPO / "bench" / "results" / "chaos.txt"

@@ -132,3 +132,24 @@ def test_a_long_wait_parks_and_an_event_wakes_the_run(client: Client, store: Sto
     client.send_event(run_id, "approval", "ok")
     assert store.require_run(run_id).status == RunStatus.PENDING  # runnable again
     assert client.execute(run_id, options=PARK).output == "ok"
+
+
+def test_a_retried_consumption_finds_its_own_earlier_commit(client: Client, store: Store) -> None:
+    """The store retries a transaction whose acknowledgement was lost: the retry must return
+    the event the first try recorded, not wait for (or take) another."""
+    run_id = client.start(misc.approval).run_id
+    epoch = store.claim(run_id, "test").epoch
+    client.send_event(run_id, "approval", "first")
+    client.send_event(run_id, "approval", "second")
+    take = {
+        "run_id": run_id,
+        "epoch": epoch,
+        "step": 2,
+        "step_name": "event:approval",
+        "event_name": "approval",
+        "started": 0.0,
+        "cleanup": False,
+    }
+    assert store.consume_event(**take) == (True, "first")
+    assert store.consume_event(**take) == (True, "first")
+    assert [s.output for s in store.load_steps(run_id)] == ["first"]

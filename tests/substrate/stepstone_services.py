@@ -11,13 +11,19 @@ import base64
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
+from tests.substrate.handle import ClusterHandle
+from tests.substrate.operator import OperatorProcess
 from tests.substrate.postgres import LocalPostgres, free_port
 from tests.substrate.services import ServiceSpec
 from tests.substrate.tools import REPO
+from tests.substrate.waiting import wait_for
 
 #: Images the test kubelet simulates with folders of this checkout (it pulls nothing).
 IMAGE_PATHS = {
@@ -109,3 +115,61 @@ def operator_service(info: object) -> ServiceSpec:
         ready=ready,
         ready_timeout=60.0,
     )
+
+
+@dataclass
+class PrivateStepstone:
+    """A private cluster, its own Postgres (with a database holding the side-effect counters)
+    and an operator, for the chaos suite and the cluster benchmarks."""
+
+    cluster: ClusterHandle
+    postgres: LocalPostgres
+    database_url: str
+    operator: OperatorProcess
+
+    def namespace(self, name: str) -> str:
+        """A namespace with the database Secret runner pods read."""
+        self.cluster.kubectl("create", "namespace", name)
+        wait_for(
+            lambda: self.cluster.get("serviceaccount", "default", name),
+            30,
+            description=f"{name}'s default ServiceAccount",
+        )
+        self.cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "stepstone-database"},
+                "data": {"url": base64.b64encode(self.database_url.encode()).decode()},
+            },
+            namespace=name,
+        )
+        return name
+
+
+@contextmanager
+def private_stepstone(
+    database: str, *, kubelet_args: tuple[str, ...] | None = None
+) -> Iterator[PrivateStepstone]:
+    from tests.substrate.fixtures import session_cluster, session_scratch
+    from tests.workflows import effects
+
+    with ExitStack() as stack:
+        postgres = LocalPostgres.create()
+        postgres.start()
+        stack.callback(postgres.destroy)
+        cluster = stack.enter_context(session_cluster(session_scratch(), kubelet_args=kubelet_args))
+        url = postgres.url_for(database)
+        with psycopg.connect(postgres.url, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {database}")
+        effects.install(url)
+        cluster.kubectl("apply", "-f", str(REPO / "crds"))
+        operator = OperatorProcess(
+            kubeconfig=Path(cluster.kubeconfig),
+            database_url=url,
+            log=Path(cluster.state_dir) / "operator.log",
+            extra_args=("--migrate",),
+        )
+        operator.start()
+        stack.callback(operator.stop)
+        yield PrivateStepstone(cluster, postgres, url, operator)

@@ -283,15 +283,6 @@ class Store:
     def writer(self, run_id: str, epoch: int) -> StepWriter:
         return StepWriter(self.engine, run_id, epoch, retry_seconds=self.retry_seconds)
 
-    def record_step(self, run_id: str, epoch: int, **fields: Any) -> None:
-        """Record a step in its own transaction (off the hot path: sleeps, children)."""
-
-        def txn(conn: Connection) -> None:
-            _steps.lock_run_epoch_txn(conn, run_id, epoch)
-            _steps.insert_step_txn(conn, run_id=run_id, epoch=epoch, **fields)
-
-        self._tx(txn)
-
     # -- children -----------------------------------------------------------------------
     def start_child(self, **fields: Any) -> None:
         self._tx(_children.start_child_txn, **fields)

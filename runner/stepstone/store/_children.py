@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from stepstone.store._runs import get_run_txn, insert_run_txn
-from stepstone.store._steps import insert_step_txn, lock_run_epoch_txn
+from stepstone.store._steps import insert_step_txn, own_step_txn
 
 
 def start_child_txn(
@@ -25,7 +25,8 @@ def start_child_txn(
 ) -> None:
     """Create the child's run and record the parent's step that started it, atomically and
     fenced: a parent that crashes either started the child and recorded it, or neither."""
-    lock_run_epoch_txn(conn, parent_run_id, epoch)
+    if own_step_txn(conn, parent_run_id, epoch, step) is not None:
+        return  # an earlier try committed it; its acknowledgement was lost
     insert_run_txn(
         conn,
         run_id=child_run_id,

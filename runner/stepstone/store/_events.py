@@ -14,7 +14,7 @@ from sqlalchemy import Connection, text
 
 from stepstone._serde import dumps
 from stepstone.store._runs import require_run_txn
-from stepstone.store._steps import insert_step_txn, lock_run_epoch_txn
+from stepstone.store._steps import insert_step_txn, own_step_txn
 from stepstone.store.records import RunRecord, RunStatus
 
 
@@ -56,7 +56,9 @@ def consume_event_txn(
     cleanup: bool,
 ) -> tuple[bool, Any]:
     """Take the oldest pending event of that name and record it as the step's outcome."""
-    lock_run_epoch_txn(conn, run_id, epoch)
+    own = own_step_txn(conn, run_id, epoch, step)
+    if own is not None:
+        return True, own.output
     row = conn.execute(
         text(
             "SELECT id, payload FROM stepstone.events WHERE run_id = :r AND name = :n"

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stepstone.store")
 
-_RECORD = """
+RECORD_SQL = """
 WITH run AS (
     SELECT epoch, cancel_requested_at IS NOT NULL AS cancel
     FROM stepstone.runs WHERE run_id = %(run_id)s FOR SHARE
@@ -93,26 +93,26 @@ class StepWriter:
         cleanup: bool,
     ) -> bool:
         """Record a step outcome; returns whether a cancel is requested. Raises ``Fenced``."""
-        params = {
-            "run_id": self._run_id,
-            "step": step,
-            "name": name,
-            "kind": kind,
-            "status": status,
-            "output": output_json,
-            "error": error_json,
-            "started": started,
-            "attempts": attempts,
-            "epoch": self._epoch,
-            "cleanup": cleanup,
-        }
+        params = record_params(
+            run_id=self._run_id,
+            epoch=self._epoch,
+            step=step,
+            name=name,
+            kind=kind,
+            status=status,
+            output_json=output_json,
+            error_json=error_json,
+            started=started,
+            attempts=attempts,
+            cleanup=cleanup,
+        )
         deadline = time.monotonic() + self._retry_seconds
         delay = 0.05
         retried = False
         while True:
             try:
                 conn = self._conn()
-                row = conn.execute(_RECORD, params, prepare=True).fetchone()
+                row = conn.execute(RECORD_SQL, params, prepare=True).fetchone()
                 if retried and row is not None and row[0] == self._epoch and not row[2]:
                     existing = conn.execute(_EXISTING, (self._run_id, step)).fetchone()
                     if existing is not None and existing[0] == self._epoch and existing[1] == name:
@@ -132,17 +132,51 @@ class StepWriter:
                 )
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
-        if row is None:
-            raise Fenced(f"run {self._run_id} no longer exists; step {step} not recorded")
-        current, cancel, inserted = row
-        if current != self._epoch:
-            raise Fenced(
-                f"run {self._run_id} is at attempt {current}; attempt {self._epoch} "
-                f"may not record step {step}"
-            )
-        if not inserted:
-            raise Fenced(
-                f"step {step} of run {self._run_id} was already recorded by another runner "
-                f"of attempt {self._epoch}; the first record stands"
-            )
-        return bool(cancel)
+        return record_outcome(row, run_id=self._run_id, epoch=self._epoch, step=step)
+
+
+def record_params(
+    *,
+    run_id: str,
+    epoch: int,
+    step: int,
+    name: str,
+    kind: str,
+    status: str,
+    output_json: str | None,
+    error_json: str | None,
+    started: float,
+    attempts: int,
+    cleanup: bool,
+) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "step": step,
+        "name": name,
+        "kind": kind,
+        "status": status,
+        "output": output_json,
+        "error": error_json,
+        "started": started,
+        "attempts": attempts,
+        "epoch": epoch,
+        "cleanup": cleanup,
+    }
+
+
+def record_outcome(row: Any, *, run_id: str, epoch: int, step: int) -> bool:
+    """Read RECORD_SQL's answer: whether a cancel is requested, or ``Fenced`` when this
+    attempt is stale or another writer recorded the step first."""
+    if row is None:
+        raise Fenced(f"run {run_id} no longer exists; step {step} not recorded")
+    current, cancel, inserted = row
+    if current != epoch:
+        raise Fenced(
+            f"run {run_id} is at attempt {current}; attempt {epoch} may not record step {step}"
+        )
+    if not inserted:
+        raise Fenced(
+            f"step {step} of run {run_id} was already recorded by another runner of "
+            f"attempt {epoch}; the first record stands"
+        )
+    return bool(cancel)

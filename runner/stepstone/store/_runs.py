@@ -271,6 +271,18 @@ def suspend_txn(
         ).first()
         if pending:
             return False
+    _park_txn(conn, run_id, status, wake_at, waiting_for, completed_steps)
+    return True
+
+
+def _park_txn(
+    conn: Connection,
+    run_id: str,
+    status: RunStatus,
+    wake_at: datetime | None,
+    waiting_for: str | None,
+    completed_steps: int,
+) -> None:
     conn.execute(
         update(runs)
         .where(runs.c.run_id == run_id)
@@ -285,7 +297,6 @@ def suspend_txn(
             updated_at=func.now(),
         )
     )
-    return True
 
 
 def cancel_requested_txn(conn: Connection, run_id: str) -> bool:
@@ -365,20 +376,7 @@ def park_for_child_txn(
     ).scalar()
     if current != epoch:
         raise Fenced(f"run {run_id}: attempt {epoch} may not park it")
-    conn.execute(
-        update(runs)
-        .where(runs.c.run_id == run_id)
-        .values(
-            status=RunStatus.WAITING,
-            waiting_for=f"child:{child_run_id}",
-            wake_at=None,
-            current_step=None,
-            current_step_name=None,
-            current_step_started_at=None,
-            completed_steps=completed_steps,
-            updated_at=func.now(),
-        )
-    )
+    _park_txn(conn, run_id, RunStatus.WAITING, None, f"child:{child_run_id}", completed_steps)
     return True
 
 

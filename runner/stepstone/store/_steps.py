@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, and_, func, insert, literal, select, text
+from sqlalchemy import Connection, and_, func, insert, literal, select
 
-from stepstone.errors import Fenced
+from stepstone.store._hotpath import RECORD_SQL, record_outcome, record_params
 from stepstone.store._tables import step_history, steps
 from stepstone.store.records import StepRecord
 
@@ -23,18 +23,6 @@ def load_steps_txn(conn: Connection, run_id: str) -> list[StepRecord]:
 def get_step_txn(conn: Connection, run_id: str, step: int) -> StepRecord | None:
     row = conn.execute(select(steps).where(steps.c.run_id == run_id, steps.c.step == step)).first()
     return StepRecord.from_row(row._mapping) if row else None
-
-
-def lock_run_epoch_txn(conn: Connection, run_id: str, epoch: int) -> None:
-    """Lock the run row FOR SHARE and check the epoch: a write in this transaction then commits
-    only if no newer attempt has started (the operator's epoch raise waits for our commit)."""
-    current = conn.execute(
-        text("SELECT epoch FROM stepstone.runs WHERE run_id = :r FOR SHARE"), {"r": run_id}
-    ).scalar()
-    if current is None:
-        raise Fenced(f"run {run_id} no longer exists")
-    if current != epoch:
-        raise Fenced(f"run {run_id} is at attempt {current}; attempt {epoch} may not write")
 
 
 def insert_step_txn(
@@ -52,34 +40,30 @@ def insert_step_txn(
     attempts: int = 1,
     cleanup: bool = False,
 ) -> None:
-    """Record a step inside a larger transaction (events, children); fenced like the hot path.
+    """Record a step inside a larger transaction (events, children) with the hot path's own
+    fenced statement; ``Fenced`` rolls the whole transaction back."""
+    params = record_params(
+        run_id=run_id,
+        epoch=epoch,
+        step=step,
+        name=name,
+        kind=kind,
+        status=status,
+        output_json=output_json,
+        error_json=error_json,
+        started=started,
+        attempts=attempts,
+        cleanup=cleanup,
+    )
+    row = conn.exec_driver_sql(RECORD_SQL, params).first()
+    record_outcome(row, run_id=run_id, epoch=epoch, step=step)
 
-    The caller must have called ``lock_run_epoch_txn`` in the same transaction.
-    """
-    inserted = conn.execute(
-        text(
-            "INSERT INTO stepstone.steps (run_id, step, name, kind, status, output, error,"
-            " started_at, attempts, epoch, cleanup)"
-            " VALUES (:run_id, :step, :name, :kind, :status, CAST(:output AS jsonb),"
-            " CAST(:error AS jsonb), to_timestamp(:started), :attempts, :epoch, :cleanup)"
-            " ON CONFLICT (run_id, step) DO NOTHING RETURNING step"
-        ),
-        {
-            "run_id": run_id,
-            "step": step,
-            "name": name,
-            "kind": kind,
-            "status": status,
-            "output": output_json,
-            "error": error_json,
-            "started": started,
-            "attempts": attempts,
-            "epoch": epoch,
-            "cleanup": cleanup,
-        },
-    ).first()
-    if inserted is None:
-        raise Fenced(f"step {step} of run {run_id} was already recorded by another runner")
+
+def own_step_txn(conn: Connection, run_id: str, epoch: int, step: int) -> StepRecord | None:
+    """This attempt's own record of ``step``, if an earlier try of the same transaction
+    committed it but its acknowledgement was lost (the store retries on disconnects)."""
+    rec = get_step_txn(conn, run_id, step)
+    return rec if rec is not None and rec.epoch == epoch else None
 
 
 def copy_steps_txn(conn: Connection, *, source: str, target: str, before_step: int) -> int:

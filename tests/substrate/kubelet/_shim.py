@@ -79,6 +79,44 @@ def _bind(source: str, target: str, read_only: bool) -> None:
         _check(_libc.mount(src, dst, None, flags, None), f"remount {target} read-only")
 
 
+def _needed_paths(spec: dict[str, Any]) -> list[str]:
+    """Host folders the container and this shim must still see once volumes are mounted: the
+    PATH and PYTHONPATH entries, the kubelet's own import path (the venv and an editable
+    install's source roots, which the container's python shares), the working directory, and
+    the shim's own state and log folders. Nested folders collapse into their top-most one."""
+    env = spec["env"]
+    paths = [
+        *env.get("PATH", "").split(os.pathsep),
+        *env.get("PYTHONPATH", "").split(os.pathsep),
+        *spec.get("keep", []),
+        spec["cwd"],
+        spec["state_dir"],
+        os.path.dirname(spec["log_path"]),
+    ]
+    found = sorted({os.path.abspath(p) for p in paths if p and os.path.isdir(p)})
+    top: list[str] = []
+    for path in found:
+        if not any(path == t or path.startswith(t.rstrip("/") + "/") for t in top):
+            top.append(path)
+    return top
+
+
+def _mount_keeping(source: str, target: str, read_only: bool, needed: list[str]) -> None:
+    """Bind `source` at `target`; host folders needed below `target` (an emptyDir over /tmp
+    would hide a checkout under /tmp) are bound back inside it, from handles opened before
+    the mount shadowed them."""
+    prefix = os.path.abspath(target).rstrip("/") + "/"
+    below = [p for p in needed if p == prefix.rstrip("/") or p.startswith(prefix)]
+    handles = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p in below}
+    try:
+        _bind(source, target, read_only)
+        for path, fd in handles.items():
+            _bind(f"/proc/self/fd/{fd}", path, False)
+    finally:
+        for fd in handles.values():
+            os.close(fd)
+
+
 def probe_mounts() -> int:
     """Exit 0 if a private mount namespace with a bind mount works in this sandbox."""
     try:
@@ -156,8 +194,11 @@ def run(spec_path: str) -> int:
     try:
         if spec["mounts"]:
             _private_mount_namespace()
+            needed = _needed_paths(spec)
             for mount in spec["mounts"]:
-                _bind(mount["source"], mount["target"], bool(mount.get("read_only")))
+                _mount_keeping(
+                    mount["source"], mount["target"], bool(mount.get("read_only")), needed
+                )
         os.makedirs(spec["cwd"], exist_ok=True)
     except OSError as exc:
         fail(f"failed to set up the container: {exc}")

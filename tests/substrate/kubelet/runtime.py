@@ -238,6 +238,8 @@ class Runtime:
                 "log_path": str(log_path),
                 "state_dir": str(directory),
                 "mounts": [m.__dict__ for m in spec.mounts],
+                # the container's python is the kubelet's: keep its import path visible
+                "keep": [p for p in sys.path if p and os.path.isdir(p)],
             },
         )
         (directory / "spec.json").chmod(0o600)  # it holds Secret values

@@ -12,8 +12,13 @@ from stepstone import logs
 from stepstone_operator.config import OperatorConfig
 from stepstone_operator.handlers import register
 
+DEEP_JSON = 25_000
+"""The API server stores objects nested up to 10,000 levels; the operator must be able to read
+them (to report a run whose input is too deep), so Python's recursion limit is raised."""
+
 
 def main(argv: list[str] | None = None) -> int:
+    sys.setrecursionlimit(DEEP_JSON)
     config = OperatorConfig.from_args(argv)
     logs.configure(fmt=config.log_format, level=config.log_level)
     logs.configure(fmt=config.log_format, level="WARNING", logger_name="kopf")

@@ -47,6 +47,8 @@ class ForkSource:
     name: str
     run_id: str | None
     db: RunRecord | None
+    forks_from: str | None = None
+    """The source's own spec.forkFrom.run: a run forking its own fork never starts."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class Observed:
     nodes: Mapping[str, NodeView] = field(default_factory=dict)
     fork_source: ForkSource | None = None
     existing_forks: frozenset[str] = frozenset()
+    taken_fork_names: frozenset[str] = frozenset()
+    """spec.forks names that belong to WorkflowRuns which are not forks of this run."""
     children: tuple[RunRecord, ...] = ()
     child_states: Mapping[str, str] = field(default_factory=dict)
     """spec.state of each child run's WorkflowRun that exists, by name."""
@@ -79,6 +83,7 @@ class Plan:
     """The spec.state this reconcile has acted on (status.observedState): it only follows
     spec.state once Postgres reflects it, so a quick Cancelled-then-Running still resumes."""
     recovering: Loss | None = None
+    forks_blocked: str | None = None
 
     def wait(self, seconds: float) -> Plan:
         self.requeue_after = (
@@ -115,6 +120,33 @@ def input_errors(schema: dict[str, Any] | None, value: Any) -> list[str]:
     ]
 
 
+MAX_INPUT_DEPTH = 256
+
+
+def input_problem(value: Any, path: str = "spec.input", depth: int = 0) -> str | None:
+    """What Postgres or a runner could not take in an input the API server accepted: a NUL
+    character (jsonb refuses it) or nesting deeper than MAX_INPUT_DEPTH."""
+    if depth > MAX_INPUT_DEPTH:
+        return f"{path} is nested more than {MAX_INPUT_DEPTH} levels deep; flatten the input"
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{path} contains a NUL character (\\u0000), which Postgres cannot store"
+        return None
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = ((str(i), v) for i, v in enumerate(value))
+    else:
+        return None
+    for key, child in items:
+        if "\x00" in key:
+            return f"{path} has a key with a NUL character (\\u0000), which Postgres cannot store"
+        found = input_problem(child, f"{path}.{key}", depth + 1)
+        if found:
+            return found
+    return None
+
+
 def decide(o: Observed) -> Plan:
     run = o.run
     if run.deleting:
@@ -134,8 +166,14 @@ def decide(o: Observed) -> Plan:
         return plan
     _, spec = pinned
     for request in run.spec.forks:
-        if request.name not in o.existing_forks:
+        if request.name not in o.existing_forks and request.name not in o.taken_fork_names:
             plan.act(CreateFork(request))
+    if o.taken_fork_names:
+        names = ", ".join(sorted(o.taken_fork_names))
+        plan.forks_blocked = (
+            f"spec.forks names {names}: a WorkflowRun of that name exists "
+            "and is not a fork of this run; choose another name"
+        )
     _children(o, plan)
     return _steer(o, o.db, spec, plan)
 
@@ -163,7 +201,15 @@ def _start(o: Observed) -> Plan:
     run, spec = o.run, o.run.spec
     assert spec is not None
     if run.status.get("phase") == "Failed":
-        return Plan(accepted=_accepted_from_status(run.status))  # failed before it started
+        # failed before it started (its input or fork point cannot change): stays failed
+        error = run.status.get("error") or {}
+        return Plan(
+            accepted=_accepted_from_status(run.status),
+            early_failure={
+                "type": str(error.get("type", "Failed")),
+                "message": str(error.get("message", "")),
+            },
+        )
     source = o.fork_source
     if spec.fork_from is not None:
         if source is None or source.run_id is None:
@@ -175,6 +221,15 @@ def _start(o: Observed) -> Plan:
                     f"found in namespace {run.namespace}",
                 )
             ).wait(5)
+        if source.db is None and source.forks_from == run.name:
+            message = (
+                f"WorkflowRun {source.name!r} is itself a fork of this run: forks "
+                "cannot form a cycle"
+            )
+            return Plan(
+                accepted=(False, "InvalidFork", message),
+                early_failure={"type": "InvalidFork", "message": message},
+            )
         if source.db is None:
             return Plan(
                 accepted=(
@@ -191,6 +246,12 @@ def _start(o: Observed) -> Plan:
             "spec.workflowRef.name (the run starts as soon as it exists)"
         )
         return Plan(accepted=(False, reason, message)).wait(30)
+    problem = input_problem(spec.input or {})
+    if problem:
+        return Plan(
+            accepted=(False, "InputInvalid", problem),
+            early_failure={"type": "InputInvalid", "message": problem},
+        )
     errors = input_errors(o.workflow.input_schema, spec.input or {})
     if errors:
         message = "spec.input does not match the Workflow's inputSchema: " + "; ".join(errors)

@@ -7,6 +7,8 @@ idempotent without special cases.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -32,7 +34,11 @@ class KubeError(Exception):
 
 
 def _error(exc: ApiException) -> KubeError:
-    return KubeError(int(exc.status or 0), f"{exc.reason}: {exc.body}")
+    """The API server's own message (its Status object), not the raw response."""
+    message = str(exc.body or exc.reason)
+    with contextlib.suppress(TypeError, ValueError, KeyError):
+        message = str(json.loads(message)["message"])
+    return KubeError(int(exc.status or 0), message)
 
 
 class Kube:

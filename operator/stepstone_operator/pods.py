@@ -7,6 +7,7 @@ capability dropped, seccomp RuntimeDefault, and no service-account token.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from stepstone import contract
@@ -19,12 +20,21 @@ def pod_name(run: str, attempt: int) -> str:
     return f"{run}-{attempt}"
 
 
+def label_value(value: str) -> str:
+    """A valid label value (63 characters, alphanumeric at both ends) naming ``value``: long
+    names are cut and given a short hash, so two long names stay apart."""
+    if len(value) <= 63:
+        return value
+    digest = hashlib.sha256(value.encode()).hexdigest()[:8]
+    return f"{value[:54].rstrip('-_.')}-{digest}"
+
+
 def labels(run: str, run_uid: str, attempt: int, workflow: str) -> dict[str, str]:
     return {
         contract.LABEL_RUN: run,
         contract.LABEL_RUN_UID: run_uid,
         contract.LABEL_ATTEMPT: str(attempt),
-        contract.LABEL_WORKFLOW: workflow[:63],
+        contract.LABEL_WORKFLOW: label_value(workflow),
         contract.LABEL_COMPONENT: contract.COMPONENT_RUNNER,
         contract.LABEL_MANAGED_BY: contract.MANAGED_BY,
     }
@@ -43,7 +53,10 @@ def runner_pod(
     log_format: str,
     service_account: str | None = None,
 ) -> dict[str, Any]:
-    env: list[dict[str, Any]] = [
+    # the Workflow's env first: the operator's own values come after and win (the CRD also
+    # refuses the reserved names)
+    env: list[dict[str, Any]] = [e.wire() for e in spec.env]
+    env += [
         {"name": contract.ENV_RUN_ID, "value": run_id},
         {"name": contract.ENV_ATTEMPT, "value": str(attempt)},
         {
@@ -64,7 +77,6 @@ def runner_pod(
         {"name": contract.ENV_LOG_FORMAT, "value": log_format},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
-    env += [e.wire() for e in spec.env]
     container: dict[str, Any] = {
         "name": contract.CONTAINER_NAME,
         "image": spec.image,

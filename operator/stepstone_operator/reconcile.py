@@ -114,6 +114,7 @@ class Reconciler:
         workflow = workflow_error = None
         fork_source = None
         existing: set[str] = set()
+        taken: set[str] = set()
         if run.spec is not None:
             if db is None:
                 wf_body = self.cache.workflow((run.namespace, run.spec.workflow_ref.name))
@@ -121,7 +122,12 @@ class Reconciler:
                     workflow, workflow_error = parse_workflow(wf_body)
                 if run.spec.fork_from is not None:
                     fork_source = self._fork_source(run.namespace, run.spec.fork_from.run)
-            existing = {f.name for f in run.spec.forks if self.cache.run((run.namespace, f.name))}
+            for request in run.spec.forks:
+                other = self.cache.run((run.namespace, request.name))
+                if other is None:
+                    continue
+                source = ((other.get("spec") or {}).get("forkFrom") or {}).get("run")
+                (existing if source == run.name else taken).add(request.name)
         children: tuple[RunRecord, ...] = ()
         child_states: dict[str, str] = {}
         if db is not None:
@@ -147,6 +153,7 @@ class Reconciler:
             nodes=nodes,
             fork_source=fork_source,
             existing_forks=frozenset(existing),
+            taken_fork_names=frozenset(taken),
             children=children,
             child_states=child_states,
         )
@@ -156,7 +163,8 @@ class Reconciler:
         if body is None:
             return ForkSource(name, None, None)
         run_id = effective_run_id(body)
-        return ForkSource(name, run_id, self.store.get_run(run_id))
+        forks_from = ((body.get("spec") or {}).get("forkFrom") or {}).get("run")
+        return ForkSource(name, run_id, self.store.get_run(run_id), forks_from)
 
     # -- reconcile ----------------------------------------------------------------------
     def reconcile(self, key: Key) -> float | None:
@@ -340,7 +348,13 @@ class Reconciler:
             if pod.attempt == db.epoch and not pod.deleting and not pod.finished:
                 log.info("pod of the current attempt exists", extra={"pod": pod.name})
                 return
-        epoch = self.store.advance_epoch(run.run_id, expected)
+        last = db.last_failure or {}
+        if last.get("reason") == "PodCreateFailed" and last.get("podName") == podspec.pod_name(
+            run.name, db.epoch
+        ):
+            epoch: int | None = db.epoch  # its pod never existed: no runner to fence; reuse it
+        else:
+            epoch = self.store.advance_epoch(run.run_id, expected)
         if epoch is None:
             return  # someone else moved the epoch; the next reconcile sees it
         pinned = pinned_spec(db)
@@ -358,15 +372,27 @@ class Reconciler:
             log_format=self.config.runner_log_format,
             service_account=self.config.runner_service_account,
         )
+        name = manifest["metadata"]["name"]
         try:
             created = self.kube.create_pod(run.namespace, manifest)
         except KubeError as exc:
+            if exc.status in (400, 422):
+                # invalid for good (a bad toleration, say): fail the run, saying why
+                message = f"the API server refused runner pod {name}: {exc}"
+                self.store.set_status(
+                    run.run_id,
+                    RunStatus.FAILED,
+                    bump_epoch=True,
+                    error={"type": "PodRejected", "message": message[:2000]},
+                )
+                self._event(o, "PodRejected", message[:1000], warning=True)
+                return
             self.store.record_failure(
                 run.run_id,
                 {
                     "reason": "PodCreateFailed",
                     "message": str(exc)[:1000],
-                    "podName": manifest["metadata"]["name"],
+                    "podName": name,
                     "at": o.now.isoformat(),
                 },
                 count_recovery=False,

@@ -109,6 +109,18 @@ def render(o: Observed, plan: Plan) -> dict[str, Any]:
         ),
         _condition(previous, "Succeeded", *succeeded, run.generation, o.now),
     ]
+    if plan.forks_blocked:
+        status["conditions"].append(
+            _condition(
+                previous,
+                "ForksCreated",
+                "False",
+                "ForkNameTaken",
+                plan.forks_blocked,
+                run.generation,
+                o.now,
+            )
+        )
     return status
 
 

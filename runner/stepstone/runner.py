@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -71,7 +72,13 @@ class RunnerConfig:
         )
 
 
+DEEP_JSON = 25_000
+"""Inputs may be nested as deep as the API server allows (the operator refuses more than 256
+levels; this keeps a runner from failing on its way to say so)."""
+
+
 def main(env: Mapping[str, str] | None = None) -> int:
+    sys.setrecursionlimit(DEEP_JSON)
     env = os.environ if env is None else env
     logs.configure(fmt=env.get(ENV_LOG_FORMAT, "json"), level=env.get(ENV_LOG_LEVEL, "INFO"))
     try:

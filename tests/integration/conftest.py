@@ -98,7 +98,11 @@ from tests.workflows import effects  # noqa: E402
 @pytest.fixture(scope="session")
 def crds(cluster: ClusterHandle) -> None:
     cluster.kubectl("apply", "-f", str(REPO / "crds"))
-    for crd in ("workflows.stepstone.io", "workflowruns.stepstone.io"):
+    for crd in (
+        "workflows.stepstone.io",
+        "workflowruns.stepstone.io",
+        "workflowevents.stepstone.io",
+    ):
         cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
 
 

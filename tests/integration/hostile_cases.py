@@ -135,10 +135,10 @@ def hostile_workflows(db_url: str) -> list[Json]:
             recovery=fail_fast,
         ),
         workflow_manifest(
-            "bad-quantity",
+            "bad-toleration",
             "tests.workflows.misc:echo",
             db_url,
-            resources={"limits": {"memory": "lots"}},
+            tolerations=[{"key": "k", "operator": "Sometimes", "effect": "NoSchedule"}],
             recovery=fail_fast,
         ),
         workflow_manifest(LONG_WORKFLOW, "tests.workflows.misc:echo", db_url),
@@ -343,11 +343,16 @@ REJECTED: tuple[Rejected, ...] = (
             "w-hijack", env=[{"name": "STEPSTONE_RUN_ID", "value": "other-namespace/victim@0"}]
         ),
         "STEPSTONE_RUN_ID",
-        gap="A Workflow's spec.env may set the runner's own contract variables "
-        "(STEPSTONE_RUN_ID, STEPSTONE_ATTEMPT, STEPSTONE_DATABASE_URL, ...): they are appended "
-        "after the operator's and win, so runs fail with 'RunnerError: runner could not start "
-        "(exit 15): see the log', or act on another run's id; the API server should refuse "
-        "reserved names (CEL on spec.env[].name)",
+    ),
+    rejected(
+        "workflow-resource-quantity-invalid",
+        workflow("w-quantity", resources={"limits": {"memory": "lots"}}),
+        "spec.resources.limits.memory in body should match",
+    ),
+    rejected(
+        "run-fork-of-itself",
+        run_manifest("self-fork", ORDERS, forkFrom={"run": "self-fork", "step": 1}),
+        "spec.forkFrom.run names this WorkflowRun itself; fork another run",
     ),
     # WorkflowEvent
     rejected(
@@ -509,17 +514,6 @@ def echo_run(name: str, value: Any) -> Json:
     return run_manifest(name, ECHO, {"value": value})
 
 
-_FLAPS = (
-    "a run that fails before it starts (InputInvalid, InvalidFork: the error lives only in "
-    "status) flaps Failed <-> Pending in a hot loop: decide._start() sees phase Failed, returns "
-    "the old Accepted condition without early_failure, status.render() writes Pending and drops "
-    "status.error, the next reconcile fails it again; every flip posts an Event"
-)
-_HOT_LOOP = (
-    "no status at all, and the operator retries the reconcile forever ('reconcile failed; "
-    "retrying' in its log), raising the run's epoch on every try"
-)
-
 OUTCOMES: tuple[Outcome, ...] = (
     Outcome(
         "missing-workflow",
@@ -544,7 +538,6 @@ OUTCOMES: tuple[Outcome, ...] = (
         phase="Failed",
         condition=("Accepted", "False", "InputInvalid"),
         says=("order_id: 'forty-two' is not of type 'integer'",),
-        flaps=_FLAPS,
     ),
     Outcome(
         "input-schema-itself-invalid",
@@ -553,7 +546,6 @@ OUTCOMES: tuple[Outcome, ...] = (
         phase="Failed",
         condition=("Accepted", "False", "InputInvalid"),
         says=("the Workflow's inputSchema is not a valid JSON Schema",),
-        flaps=_FLAPS,
     ),
     Outcome(
         "input-does-not-fit-the-function",
@@ -578,18 +570,6 @@ OUTCOMES: tuple[Outcome, ...] = (
         phase="Failed",
         condition=("Accepted", "False", "InvalidFork"),
         says=(f"WorkflowRun '{STEADY}' recorded 5 step(s); fork it from step 1 to 6, not 9",),
-        flaps=_FLAPS,
-    ),
-    Outcome(
-        "fork-of-itself",
-        (run_manifest("self-fork", ORDERS, forkFrom={"run": "self-fork", "step": 1}),),
-        "self-fork",
-        phase="Failed",
-        condition=("Accepted", "False", "InvalidFork"),
-        says=("itself",),
-        gap="a WorkflowRun whose spec.forkFrom.run is its own name waits forever with "
-        "'ForkSourceNotStarted: waiting for WorkflowRun 'self-fork' to start'; it should be "
-        "refused (CEL: self.spec.forkFrom.run != self.metadata.name) or fail InvalidFork",
     ),
     Outcome(
         "fork-onto-missing-workflow",
@@ -652,16 +632,12 @@ OUTCOMES: tuple[Outcome, ...] = (
         says=(f'secret "{MISSING_SECRET}" not found',),
     ),
     Outcome(
-        "resources-quantity-invalid",
-        (run_manifest("bad-quantity", "bad-quantity", {"value": 1}),),
-        "bad-quantity",
+        "runner-pod-rejected-by-the-api-server",
+        (run_manifest("bad-toleration", "bad-toleration", {"value": 1}),),
+        "bad-toleration",
         phase="Failed",
-        condition=("Succeeded", "False", "PodCreateFailed"),
-        says=("quantities must match",),
-        gap="spec.resources.limits.memory: 'lots' is accepted (int-or-string), the API server "
-        "refuses every runner pod ('quantities must match the regular expression'), and the "
-        "run gets " + _HOT_LOOP + "; expected: a quantity pattern in the CRD, or the run Failed "
-        "with that message",
+        condition=("Succeeded", "False", "PodRejected"),
+        says=("the API server refused runner pod bad-toleration-1", "Unsupported value"),
     ),
     Outcome(
         "workflow-name-truncated-to-invalid-label",
@@ -670,9 +646,6 @@ OUTCOMES: tuple[Outcome, ...] = (
         phase="Succeeded",
         condition=("Succeeded", "True", "Succeeded"),
         result=65,
-        gap="the pod label stepstone.io/workflow is the Workflow's name cut to 63 characters; "
-        "cut at a '-' it is not a valid label value, the API server refuses every runner pod "
-        "(422 metadata.labels), and the run gets " + _HOT_LOOP,
     ),
     Outcome(
         "input-with-shell-metacharacters",
@@ -697,10 +670,6 @@ OUTCOMES: tuple[Outcome, ...] = (
         phase="Failed",
         condition=("Accepted", "False", "InputInvalid"),
         says=("\\u0000",),
-        gap="a JSON string with \\u0000 passes the API server but Postgres jsonb refuses it: "
-        "the run gets "
-        + _HOT_LOOP.replace(", raising the run's epoch on every try", "")
-        + "; expected: Accepted=False InputInvalid naming the NUL character",
     ),
     Outcome(
         "input-200k-by-apply",
@@ -734,10 +703,6 @@ OUTCOMES: tuple[Outcome, ...] = (
         phase="Failed",
         condition=("Accepted", "False", "InputInvalid"),
         says=("nest",),
-        gap="input nested 500 levels deep passes the API server (its limit is 10000) but kopf "
-        "fails on the object ('Throttling for 1 seconds due to an unexpected error: "
-        "RecursionError') before the operator sees it: the run never gets a status; expected: "
-        "a depth bound in the CRD or Accepted=False InputInvalid",
     ),
     Outcome(
         "run-name-55-characters",

@@ -76,10 +76,10 @@ HOLD_SECONDS = 8.0
 """How long every outcome is watched after the operator was made to look at it again."""
 STATUS_KEPT = ("phase", "runId", "result", "attempt", "recoveries", "completedSteps", "finishedAt")
 
-KNOWN_RECONCILE_FAILURES = frozenset({"bad-quantity", "long-workflow", "nul-input"})
-"""Runs whose reconcile fails over and over: the gap rows of OUTCOMES that say so."""
-KNOWN_KOPF_FAILURES = frozenset({"nested-500"})
-"""Objects kopf itself cannot process (the gap row of OUTCOMES that says so)."""
+KNOWN_RECONCILE_FAILURES: frozenset[str] = frozenset()
+"""Runs whose reconcile may fail over and over (none: every hostile run gets a clear outcome)."""
+KNOWN_KOPF_FAILURES: frozenset[str] = frozenset()
+"""Objects kopf itself may fail to process (none)."""
 
 
 def _xfail_if(gap: str | None) -> list[pytest.MarkDecorator]:
@@ -338,12 +338,6 @@ def test_a_forged_status_is_put_right(cluster: ClusterHandle, hostile: Hostile) 
     assert {k: status.get(k) for k in STATUS_KEPT} == {k: before.get(k) for k in STATUS_KEPT}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a spec.forks entry named after an existing WorkflowRun that is not a fork of this "
-    "run is taken as created: status.forks lists it, no condition or Event says the name is "
-    "taken (reconcile.observe() treats any WorkflowRun of that name as the fork)",
-)
 def test_a_fork_request_never_claims_an_unrelated_run(
     cluster: ClusterHandle, hostile: Hostile
 ) -> None:
@@ -358,6 +352,9 @@ def test_a_fork_request_never_claims_an_unrelated_run(
     assert FINISHED not in status.get("forks", []), (
         f"status.forks of claimer lists {FINISHED!r}, a run it did not create: {status}"
     )
+    blocked = {c["type"]: c for c in status["conditions"]}.get("ForksCreated") or {}
+    assert (blocked.get("status"), blocked.get("reason")) == ("False", "ForkNameTaken"), status
+    assert "not a fork of this run; choose another name" in blocked["message"]
 
 
 # -- accepted, surfaced by the operator -------------------------------------------------------

@@ -274,3 +274,64 @@ def test_child_run_ids_name_the_child_workflowrun() -> None:
     assert key_for_run_id(child) == ("ns", "p" * 48 + "-c12")
     assert child_run_id("local-run", 3) == "local-run/child-3"
     assert key_for_run_id("ns/x@1234/child-3") is None
+
+
+def test_a_run_failed_before_it_started_stays_failed() -> None:
+    failed = run_view(
+        {
+            "phase": "Failed",
+            "error": {"type": "InputInvalid", "message": "bad"},
+            "conditions": [
+                {"type": "Accepted", "status": "False", "reason": "InputInvalid", "message": "bad"}
+            ],
+        }
+    )
+    o = observed(run=failed)
+    plan = decide(o)
+    assert plan.actions == [] and plan.early_failure == {"type": "InputInvalid", "message": "bad"}
+    status = render(o, plan)
+    assert status["phase"] == "Failed" and status["error"]["type"] == "InputInvalid"
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ({"v": "a\x00b"}, "spec.input.v contains a NUL character"),
+        ({"a\x00": 1}, "has a key with a NUL character"),
+        ({"v": [["x\x00"]]}, "spec.input.v.0.0 contains a NUL"),
+    ],
+)
+def test_input_postgres_cannot_store_fails_clearly(value: dict[str, object], says: str) -> None:
+    plan = decide(observed(run=run_view(input=value)))
+    assert plan.actions == [] and plan.accepted[1] == "InputInvalid"
+    assert says in plan.accepted[2]
+
+
+def test_input_nested_too_deep_fails_clearly() -> None:
+    from stepstone_operator.decide import MAX_INPUT_DEPTH
+
+    def nested(depth: int) -> dict[str, object]:
+        value: dict[str, object] = {}
+        for _ in range(depth):
+            value = {"n": value}
+        return value
+
+    assert decide(observed(run=run_view(input=nested(100)))).accepted[0]
+    plan = decide(observed(run=run_view(input=nested(MAX_INPUT_DEPTH + 5))))
+    assert plan.accepted[1] == "InputInvalid" and "nested more than" in plan.accepted[2]
+
+
+def test_a_fork_cycle_fails_instead_of_waiting_forever() -> None:
+    run = run_view(forkFrom={"run": "b", "step": 1})
+    source = ForkSource("b", "ns/b@1", None, forks_from="order-42")
+    plan = decide(observed(run=run, fork_source=source))
+    assert plan.accepted[1] == "InvalidFork" and "cycle" in plan.accepted[2]
+
+
+def test_a_fork_name_taken_by_an_unrelated_run_is_reported_not_claimed() -> None:
+    run = run_view(forks=[{"name": "other", "fromStep": 1}])
+    o = observed(run=run, record=db(), pods=(pod(),), taken_fork_names=frozenset({"other"}))
+    plan = decide(o)
+    assert not any(isinstance(a, CreateFork) for a in plan.actions)
+    conditions = {c["type"]: c for c in render(o, plan)["conditions"]}
+    assert conditions["ForksCreated"]["reason"] == "ForkNameTaken"

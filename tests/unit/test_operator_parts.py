@@ -126,3 +126,16 @@ def test_generated_files_are_fresh() -> None:
         check=False,
     ).stdout
     assert "??" not in untracked, f"generated files not committed: {untracked}"
+
+
+def test_label_values_stay_valid_for_long_names() -> None:
+    import re
+
+    from stepstone_operator.pods import label_value
+
+    valid = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+    for name in ("w" * 62 + "-v2", "a" * 200, "x" * 54 + "-" * 20 + "y"):
+        value = label_value(name)
+        assert len(value) <= 63 and valid.match(value), value
+    assert label_value("w" * 62 + "-v2") != label_value("w" * 62 + "-v3")
+    assert label_value("short") == "short"

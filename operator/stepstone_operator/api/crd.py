@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from stepstone_operator.api._base import GROUP, VERSION
-from stepstone_operator.api.workflow import WorkflowSpec, WorkflowStatus
+from stepstone_operator.api.workflow import RESERVED_ENV, WorkflowSpec, WorkflowStatus
 from stepstone_operator.api.workflowevent import WorkflowEventSpec, WorkflowEventStatus
 from stepstone_operator.api.workflowrun import NAME_MAX, WorkflowRunSpec, WorkflowRunStatus
 
@@ -180,9 +180,22 @@ def _col(name: str, path: str, kind: str = "string", **extra: Any) -> dict[str, 
     return {"name": name, "type": kind, "jsonPath": path, **extra}
 
 
+def _workflow_spec() -> Schema:
+    spec = schema_of(WorkflowSpec)
+    reserved = ", ".join(f"'{name}'" for name in RESERVED_ENV)
+    spec["properties"]["env"]["x-kubernetes-validations"] = [
+        _rule(
+            f"self.all(e, !(e.name in [{reserved}]))",
+            f"spec.env may not set {', '.join(RESERVED_ENV)}: the operator sets them in "
+            "every runner pod (the database comes from spec.database.secretRef)",
+        ),
+    ]
+    return spec
+
+
 def workflow_crd() -> dict[str, Any]:
     schema = _root(
-        schema_of(WorkflowSpec),
+        _workflow_spec(),
         schema_of(WorkflowStatus),
         "A Workflow names the image and the @workflow entrypoint that WorkflowRuns execute, "
         "and how their runner pods are run and recovered.",
@@ -212,6 +225,10 @@ def workflowrun_crd() -> dict[str, Any]:
             f"self.metadata.name.size() <= {NAME_MAX}",
             f"WorkflowRun names are at most {NAME_MAX} characters (its pods are named "
             "<name>-<attempt>)",
+        ),
+        _rule(
+            "!has(self.spec.forkFrom) || self.spec.forkFrom.run != self.metadata.name",
+            "spec.forkFrom.run names this WorkflowRun itself; fork another run",
         ),
     ]
     return _crd(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
 from stepstone_operator.api._base import ApiModel, Condition, SecretKeyReference
 
@@ -59,13 +59,34 @@ class EnvVar(ApiModel):
     )
 
 
+QUANTITY = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
+    r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+"""A Kubernetes resource quantity (what controller-gen writes for resource.Quantity)."""
+
+Quantity = Annotated[
+    int | str,
+    WithJsonSchema({"x-kubernetes-int-or-string": True, "pattern": QUANTITY}),
+]
+
+RESERVED_ENV = (
+    "STEPSTONE_RUN_ID",
+    "STEPSTONE_ATTEMPT",
+    "STEPSTONE_DATABASE_URL",
+    "STEPSTONE_POD_NAME",
+    "STEPSTONE_SUSPEND_AFTER_SECONDS",
+)
+"""Variables the operator sets in each runner pod; a Workflow may not set them."""
+
+
 class Resources(ApiModel):
     """Requests and limits of the runner container (as in core/v1)."""
 
-    requests: dict[str, int | str] | None = Field(
+    requests: dict[str, Quantity] | None = Field(
         default=None, description="Resource requests of the runner container, e.g. cpu: 100m."
     )
-    limits: dict[str, int | str] | None = Field(
+    limits: dict[str, Quantity] | None = Field(
         default=None, description="Resource limits of the runner container, e.g. memory: 512Mi."
     )
 

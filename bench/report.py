@@ -49,9 +49,13 @@ def steps_section(r: dict[str, Any]) -> list[str]:
         + "; ".join(f"{k} {v}" for k, v in r["all_rounds"].items())
         + ".",
         "",
-        "Why the gap to the floor: the per-step statement also locks the run's row FOR SHARE "
-        "(fencing: no write of a stale attempt can commit after the operator raised the epoch) "
-        "and returns the cancel flag; the engine adds replay bookkeeping and JSON encoding.",
+        "Where the rest goes (measured on this machine with the statements alone): the engine "
+        "itself costs about 19 µs a step; the step statement costs about 60 µs more than the "
+        "floor's plain INSERT because it reads and locks the run's row FOR SHARE in the same "
+        "statement. That lock is the fencing: once the operator has raised a run's epoch, no "
+        "write of an older attempt can commit, so a zombie pod can never record a step. Written "
+        "as a plain INSERT ... SELECT ... FOR SHARE it costs the same; without the row it would "
+        "not be safe.",
         "",
         "## Resume cost",
         "",
@@ -114,8 +118,9 @@ def recovery_section(r: dict[str, Any]) -> list[str]:
         "",
         f"`python -m bench.recovery --scale 200,1000`: runs of a three-step workflow applied "
         f"at once; the test kubelet admits {r['pods_per_node']} pods per node (2 nodes), so "
-        "larger batches queue. Throughput is bound by starting a Python process per run on "
-        "two CPUs, not by the operator.",
+        "larger batches queue. The two CPUs are shared by the control plane, the test kubelet, "
+        "up to 120 runner processes (each a Python start-up) and the operator, whose memory "
+        "and reconcile rate the table shows alongside.",
         "",
         *scale,
         "",

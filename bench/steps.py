@@ -4,7 +4,8 @@ cost of resuming a run with 10,000 completed steps into its next step.
 
     python -m bench.steps [--database-url URL] [--rounds 5] [--steps 1000]
 
-Ends with the line ``steps/s stepstone=<n> dbos=<n> floor=<n>`` (medians over the rounds).
+Ends with the line ``steps/s stepstone=<n> dbos=<n> floor=<n>`` (medians over the rounds;
+each round runs the three in a rotated order, after full-size warm-ups).
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def resume_cost(store: Store, completed: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="a Postgres server (default: start one)")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--resume-steps", type=int, default=10_000)
     parser.add_argument("--no-save", action="store_true")
@@ -156,15 +157,21 @@ def main() -> None:
         store.migrate()
         client = Client(store)
         dbos = Dbos(dbos_url)
-        # warm up each (imports, prepared statements, caches), then interleave the rounds
-        stepstone_round(client, 50)
-        dbos.round(50)
-        floor_round(floor_url, 50)
-        rates: dict[str, list[float]] = {"stepstone": [], "dbos": [], "floor": []}
+        measure = {
+            "stepstone": lambda: stepstone_round(client, args.steps),
+            "dbos": lambda: dbos.round(args.steps),
+            "floor": lambda: floor_round(floor_url, args.steps),
+        }
+        # warm up each at full size (imports, prepared statements, caches, the first WAL
+        # segments of a fresh server), then interleave the rounds, rotating who goes first
+        for _ in range(2):
+            for run in measure.values():
+                run()
+        rates: dict[str, list[float]] = {name: [] for name in measure}
+        names = list(measure)
         for r in range(args.rounds):
-            rates["stepstone"].append(stepstone_round(client, args.steps))
-            rates["dbos"].append(dbos.round(args.steps))
-            rates["floor"].append(floor_round(floor_url, args.steps))
+            for name in names[r % 3 :] + names[: r % 3]:
+                rates[name].append(measure[name]())
             print(
                 f"round {r + 1}/{args.rounds}: "
                 + "  ".join(f"{k}={v[-1]:,.0f}" for k, v in rates.items()),

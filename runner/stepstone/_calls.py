@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import logging
 import signal
 import threading
 import time
@@ -34,6 +35,8 @@ from stepstone.errors import (
     StepTimeoutError,
 )
 from stepstone.store import RunStatus, StepKind, StepRecord, StepStatus
+
+log = logging.getLogger("stepstone.runner")
 
 
 @dataclass(frozen=True)
@@ -254,11 +257,24 @@ def _run_sync_body(
         state.leave(n)
 
 
+_timeout_warned = False
+
+
 @contextmanager
 def _timeout(seconds: float | None, n: int, name: str) -> Iterator[None]:
     """Bound a sync step with SIGALRM (main thread only; elsewhere the bound is not enforced
     and a warning says so once)."""
-    if seconds is None or threading.current_thread() is not threading.main_thread():
+    if seconds is None:
+        yield
+        return
+    if threading.current_thread() is not threading.main_thread():
+        global _timeout_warned  # noqa: PLW0603 - one warning per process is enough
+        if not _timeout_warned:
+            _timeout_warned = True
+            log.warning(
+                "step timeouts are not enforced outside the main thread",
+                extra={"step": n, "name": name, "timeout": seconds},
+            )
         yield
         return
     armed = True

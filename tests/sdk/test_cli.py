@@ -212,3 +212,13 @@ def test_a_parent_and_its_child_run_locally(effects_url: str) -> None:
     assert '"result": 60' in out
     runs = cli(effects_url, "runs").stdout
     assert "fam/child-2" in runs
+
+
+def test_wait_and_the_db_commands(effects_url: str, postgres_server: str) -> None:
+    cli(
+        effects_url, "run", "tests.workflows.misc:echo", "--input", '{"value": 9}', "--run-id", "w9"
+    )
+    assert cli(effects_url, "wait", "w9").stdout.strip() == "9"
+    assert cli(effects_url, "db", "verify").stdout.startswith("schema version ")
+    assert cli(effects_url, "db", "migrate").stdout.strip() == "schema is up to date"
+    assert cli(effects_url, "db", "url").stdout.strip() == effects_url

@@ -58,10 +58,6 @@ class Cache:
                 and body.get("spec", {}).get("workflowRef", {}).get("name") == name
             ]
 
-    def run_uids(self) -> set[str]:
-        with self._lock:
-            return {b["metadata"]["uid"] for b in self._runs.values()}
-
     # -- workflows ----------------------------------------------------------------------
     def put_workflow(self, body: Body) -> None:
         with self._lock:

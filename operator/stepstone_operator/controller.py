@@ -134,6 +134,7 @@ class Controller:
         key = key_of(body)
         if kind == "DELETED":
             self.cache.drop_run(key)
+            self.reconciler.forget(key)
             run_id = effective_run_id(body)
             run = self.store.get_run(run_id)
             if run is not None and not run.status.terminal:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from stepstone.store import RunStatus, Store
+from stepstone.store import RunProgress, RunStatus, Store
 from stepstone_operator.cache import Cache, Key
 from stepstone_operator.metrics import Metrics
 from stepstone_operator.views import effective_run_id, key_for_run_id
@@ -43,7 +43,7 @@ class DbWatcher:
         self.interval = interval
         self.namespaces = set(namespaces)
         self.synced = synced
-        self._seen: dict[str, tuple[object, ...]] = {}
+        self._seen: dict[str, RunProgress] = {}
         self._missing: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="stepstone-dbwatch", daemon=True)
@@ -68,23 +68,25 @@ class DbWatcher:
         if rows:
             newest = max(r.updated_at for r in rows)
             self._since = newest - timedelta(seconds=5)
+        seen: dict[str, RunProgress] = {}
         for row in rows:
             key = key_for_run_id(row.run_id)
             if key is None or (self.namespaces and key[0] not in self.namespaces):
                 continue  # a local run, or another operator's namespace
             before = self._seen.get(row.run_id)
-            self._seen[row.run_id] = row.fingerprint
-            if before is not None and before != row.fingerprint:
-                done = row.completed_steps - int(before[4])  # type: ignore[call-overload]
-                if done > 0:
-                    self.metrics.steps.inc(done)
+            seen[row.run_id] = row
+            if before is not None and row.completed_steps > before.completed_steps:
+                self.metrics.steps.inc(row.completed_steps - before.completed_steps)
             body = self.cache.run(key)
             if body is None or effective_run_id(body) != row.run_id:
                 self._orphan(row.run_id, row.status)
                 continue
             self._missing.pop(row.run_id, None)
-            if before != row.fingerprint:
+            if before is None or before.fingerprint != row.fingerprint:
                 self.enqueue(key)
+        # runs neither active nor changed lately drop out; one that changes again is new
+        self._seen = seen
+        self._missing = {k: n for k, n in self._missing.items() if k in seen}
 
     def _orphan(self, run_id: str, status: RunStatus) -> None:
         """A run whose WorkflowRun was deleted (perhaps while the operator was down) is

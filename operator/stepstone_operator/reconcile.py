@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stepstone.errors import InvalidTransitionError, RunConflictError
-from stepstone.store import RunRecord, RunStatus, Store
+from stepstone.store import RunStatus, Store
 from stepstone_operator import pods as podspec
 from stepstone_operator.actions import (
     DATABASE_ACTIONS,
@@ -110,7 +110,7 @@ class Reconciler:
         if body is None:
             return None
         run = RunView.from_body(body)
-        db = self.store.get_run(run.run_id)
+        db, children = self.store.run_family(run.run_id)
         workflow = workflow_error = None
         fork_source = None
         existing: set[str] = set()
@@ -128,16 +128,13 @@ class Reconciler:
                     continue
                 source = ((other.get("spec") or {}).get("forkFrom") or {}).get("run")
                 (existing if source == run.name else taken).add(request.name)
-        children: tuple[RunRecord, ...] = ()
         child_states: dict[str, str] = {}
-        if db is not None:
-            children = tuple(self.store.list_runs(parent_run_id=run.run_id, limit=1000))
-            for child in children:
-                child_key = key_for_run_id(child.run_id)
-                child_body = self.cache.run(child_key) if child_key else None
-                if child_key is not None and child_body is not None:
-                    spec = child_body.get("spec") or {}
-                    child_states[child_key[1]] = spec.get("state", "Running")
+        for child in children:
+            child_key = key_for_run_id(child.run_id)
+            child_body = self.cache.run(child_key) if child_key else None
+            if child_key is not None and child_body is not None:
+                spec = child_body.get("spec") or {}
+                child_states[child_key[1]] = spec.get("state", "Running")
         pods = tuple(PodView.from_body(p) for p in self.cache.pods(run.uid))
         nodes = {}
         for pod in pods:
@@ -154,7 +151,7 @@ class Reconciler:
             fork_source=fork_source,
             existing_forks=frozenset(existing),
             taken_fork_names=frozenset(taken),
-            children=children,
+            children=tuple(children),
             child_states=child_states,
         )
 
@@ -187,6 +184,10 @@ class Reconciler:
             return self._write_status(key, observed, plan)
         finally:
             self.metrics.reconcile_seconds.observe(time.monotonic() - started)
+
+    def forget(self, key: Key) -> None:
+        """A WorkflowRun is gone: drop what was kept about it."""
+        self._last_progress.pop(key, None)
 
     def _write_status(self, key: Key, o: Observed, plan: Plan) -> float | None:
         old = o.run.status

@@ -134,7 +134,7 @@ def _finish_success(
     state: RunState, n: int, opts: StepOptions, result: Any, started: float, attempt: int
 ) -> Any:
     try:
-        encoded = _serde.dumps(result, what=f"the output of step {n} {opts.name!r}")
+        encoded = _serde.dumps(result, what=lambda: f"the output of step {n} {opts.name!r}")
     except SerializationError as exc:
         _record_failure(state, n, opts, exc, started, attempt)
         raise
@@ -149,7 +149,8 @@ def _finish_success(
         started=started,
         attempts=attempt,
     )
-    state.emit(StepEvent("succeeded", n, opts.name, attempt, time.time() - started))
+    if state.listened:
+        state.emit(StepEvent("succeeded", n, opts.name, attempt, time.time() - started))
     return _serde.loads(encoded)
 
 
@@ -241,17 +242,18 @@ def _run_sync_body(
     kwargs: dict[str, Any],
 ) -> Any:
     state.enter(n, opts.name, started, attempt)
-    state.emit(StepEvent("started", n, opts.name, attempt))
+    if state.listened:
+        state.emit(StepEvent("started", n, opts.name, attempt))
     step_token = _current_step.set((n, opts.name, attempt))
     in_token = _in_step.set(True)
+    state.sync_body = n
     try:
+        if opts.timeout is None:
+            return fn(*args, **kwargs)
         with _timeout(opts.timeout, n, opts.name):
-            state.sync_body = n
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                state.sync_body = None
+            return fn(*args, **kwargs)
     finally:
+        state.sync_body = None
         _in_step.reset(in_token)
         _current_step.reset(step_token)
         state.leave(n)
@@ -261,12 +263,9 @@ _timeout_warned = False
 
 
 @contextmanager
-def _timeout(seconds: float | None, n: int, name: str) -> Iterator[None]:
+def _timeout(seconds: float, n: int, name: str) -> Iterator[None]:
     """Bound a sync step with SIGALRM (main thread only; elsewhere the bound is not enforced
     and a warning says so once)."""
-    if seconds is None:
-        yield
-        return
     if threading.current_thread() is not threading.main_thread():
         global _timeout_warned  # noqa: PLW0603 - one warning per process is enough
         if not _timeout_warned:
@@ -310,7 +309,8 @@ async def call_async_step(
     while True:
         attempt += 1
         state.enter(n, opts.name, call.started, attempt)
-        state.emit(StepEvent("started", n, opts.name, attempt))
+        if state.listened:
+            state.emit(StepEvent("started", n, opts.name, attempt))
         step_token = _current_step.set((n, opts.name, attempt))
         in_token = _in_step.set(True)
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from stepstone.errors import SerializationError, StepError, StepFailed
@@ -18,11 +19,13 @@ from stepstone.errors import SerializationError, StepError, StepFailed
 _TRACEBACK_LIMIT = 8_000
 
 
-def dumps(value: Any, *, what: str) -> str:
-    """Encode strictly (no NaN, no arbitrary objects); say what failed and how to fix it."""
+def dumps(value: Any, *, what: str | Callable[[], str]) -> str:
+    """Encode strictly (no NaN, no arbitrary objects); say what failed and how to fix it.
+    ``what`` may be a function, so the hot path builds its description only on failure."""
     try:
         return json.dumps(value, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
+        what = what() if callable(what) else what
         raise SerializationError(
             f"{what} is not JSON-serialisable ({exc}); use dict (str keys), list, str, int, "
             "float, bool or None, e.g. convert dataclasses with dataclasses.asdict()"

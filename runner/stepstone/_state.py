@@ -112,7 +112,6 @@ class RunState:
         self.writer = writer
         self.options = options
         self.records = {r.step: r for r in records}
-        self.replay_until = max(self.records, default=0)
         self.completed = len(records)
         self.next_step = 1
         self.cancel = threading.Event()
@@ -295,6 +294,11 @@ class RunState:
             current_step_started=first.started if first else None,
             completed_steps=self.completed,
         )
+
+    @property
+    def listened(self) -> bool:
+        """Is anyone listening for step events? (The hot path builds none otherwise.)"""
+        return self.options.on_event is not None
 
     def emit(self, event: StepEvent) -> None:
         if self.options.on_event is not None:

@@ -78,6 +78,3 @@ class ExitCode(IntEnum):
     CONFIG_ERROR = 15
     """The runner could not start: missing environment, database unreachable, or a schema
     version it does not understand. Nothing about the run was recorded."""
-
-
-TERMINAL_EXIT_CODES = frozenset({ExitCode.SUCCEEDED, ExitCode.FAILED, ExitCode.CANCELLED})

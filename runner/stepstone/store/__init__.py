@@ -154,6 +154,9 @@ class Store:
     def get_run(self, run_id: str) -> RunRecord | None:
         return self._tx(_runs.get_run_txn, run_id)
 
+    def run_family(self, run_id: str) -> tuple[RunRecord | None, list[RunRecord]]:
+        return self._tx(_runs.family_txn, run_id)
+
     def require_run(self, run_id: str) -> RunRecord:
         return self._tx(_runs.require_run_txn, run_id)
 
@@ -219,9 +222,6 @@ class Store:
             waiting_for=waiting_for,
             completed_steps=completed_steps,
         )
-
-    def cancel_requested(self, run_id: str) -> bool:
-        return self._tx(_runs.cancel_requested_txn, run_id)
 
     def cancel_requested_once(self, run_id: str) -> bool:
         """One try, no retry: for a signal handler that must answer within the grace period."""

@@ -33,6 +33,24 @@ def get_run_txn(conn: Connection, run_id: str, *, lock: bool = False) -> RunReco
     return RunRecord.from_row(row._mapping) if row else None
 
 
+def family_txn(conn: Connection, run_id: str) -> tuple[RunRecord | None, list[RunRecord]]:
+    """A run and its child runs, in one query (the operator reads both on every reconcile)."""
+    rows = conn.execute(
+        select(runs)
+        .where((runs.c.run_id == run_id) | (runs.c.parent_run_id == run_id))
+        .order_by(runs.c.parent_step.nulls_first(), runs.c.run_id)
+    )
+    run: RunRecord | None = None
+    children = []
+    for row in rows:
+        record = RunRecord.from_row(row._mapping)
+        if record.run_id == run_id:
+            run = record
+        else:
+            children.append(record)
+    return run, children
+
+
 def require_run_txn(conn: Connection, run_id: str, *, lock: bool = False) -> RunRecord:
     run = get_run_txn(conn, run_id, lock=lock)
     if run is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, and_, func, insert, literal, select
+from sqlalchemy import Connection, and_, insert, literal, select
 
 from stepstone.store._hotpath import RECORD_SQL, record_outcome, record_params
 from stepstone.store._tables import step_history, steps
@@ -74,10 +74,6 @@ def copy_steps_txn(conn: Connection, *, source: str, target: str, before_step: i
     )
     result = conn.execute(insert(steps).from_select(["run_id", *[c.name for c in cols]], query))
     return result.rowcount
-
-
-def count_steps_txn(conn: Connection, run_id: str) -> int:
-    return int(conn.execute(select(func.count()).where(steps.c.run_id == run_id)).scalar() or 0)
 
 
 def archive_steps_txn(conn: Connection, run_id: str, numbers: Sequence[int], by: str) -> int:
